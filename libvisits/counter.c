@@ -1,4 +1,4 @@
-/* counter.c: the handle, its group commit and the interval flusher. */
+/* counter.c: the handle, its committer thread and group commit. */
 #include "visits_int.h"
 
 #include <errno.h>
@@ -72,7 +72,7 @@ static int write_cycle(visits_counter *c, uint64_t n, uint64_t *base_out, int *f
 static void run_cycle(visits_counter *c)
 {
     struct visits__waiter *batch = c->queue, *w;
-    uint64_t n = c->pending, calls = c->queue_calls, base = 0, t0, elapsed;
+    uint64_t gen = c->gen++, n = c->pending, calls = c->queue_calls, base = 0, t0, elapsed;
     int err, fatal = 0;
 
     c->queue = NULL;
@@ -115,24 +115,52 @@ static void run_cycle(visits_counter *c)
         w->err = err;
         w->done = 1;
     }
-    pthread_cond_broadcast(&c->cv);
+    /* Only this batch's waiters wake; the next batch's keep sleeping. */
+    pthread_cond_broadcast(&c->done_cv[gen & 1]);
+    if (c->queue != NULL && c->committer_idle)
+        pthread_cond_signal(&c->commit_cv); /* callers queued behind a caller-run cycle */
 }
 
-static void *flusher_main(void *arg)
+/* Work for the committer: always mode, anyone queued; interval mode, the period passed
+ * with something pending. */
+static int has_work(const visits_counter *c, uint64_t now, uint64_t deadline)
+{
+    if (c->cycle_running || (c->failed && c->queue == NULL))
+        return 0;
+    if (c->opts.sync == VISITS_SYNC_ALWAYS)
+        return c->queue != NULL;
+    return c->pending > 0 && now >= deadline;
+}
+
+/* The committer thread: while a cycle runs, callers queue and wait, and the committer
+ * starts the next cycle for all of them the moment the previous one ends (group commit).
+ * A caller that finds nothing running writes its cycle itself. */
+static void *committer_main(void *arg)
 {
     visits_counter *c = arg;
     uint64_t period = (uint64_t)c->opts.interval_ms * 1000000u;
     uint64_t deadline = now_ns() + period;
 
     pthread_mutex_lock(&c->mu);
-    while (!c->stopping) {
-        struct timespec ts = {(time_t)(deadline / 1000000000u), (long)(deadline % 1000000000u)};
-        int rc = pthread_cond_timedwait(&c->flush_cv, &c->mu, &ts);
-        if (rc == ETIMEDOUT || now_ns() >= deadline) {
-            if (c->pending > 0 && !c->cycle_running && !c->failed)
-                run_cycle(c);
-            deadline = now_ns() + period;
+    for (;;) {
+        uint64_t now = now_ns();
+        if (has_work(c, now, deadline)) {
+            run_cycle(c);
+            if (c->opts.sync == VISITS_SYNC_INTERVAL)
+                deadline = now_ns() + period;
+            continue;
         }
+        if (c->stopping)
+            break;
+        c->committer_idle = 1;
+        if (c->opts.sync == VISITS_SYNC_INTERVAL) {
+            struct timespec ts = {(time_t)(deadline / 1000000000u), (long)(deadline % 1000000000u)};
+            if (now >= deadline)
+                deadline = now + period;
+            pthread_cond_timedwait(&c->commit_cv, &c->mu, &ts);
+        } else
+            pthread_cond_wait(&c->commit_cv, &c->mu);
+        c->committer_idle = 0;
     }
     pthread_mutex_unlock(&c->mu);
     return NULL;
@@ -155,21 +183,33 @@ static int init_sync(visits_counter *c)
 
     if ((rc = pthread_mutex_init(&c->mu, NULL)) != 0)
         return -rc;
-    if ((rc = pthread_cond_init(&c->cv, NULL)) != 0)
+    if ((rc = pthread_cond_init(&c->done_cv[0], NULL)) != 0)
         goto Mutex;
+    if ((rc = pthread_cond_init(&c->done_cv[1], NULL)) != 0)
+        goto Cond0;
     if ((rc = pthread_condattr_init(&attr)) != 0)
         goto Cond;
     rc = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
     if (rc == 0)
-        rc = pthread_cond_init(&c->flush_cv, &attr);
+        rc = pthread_cond_init(&c->commit_cv, &attr);
     pthread_condattr_destroy(&attr);
     if (rc == 0)
         return 0;
 Cond:
-    pthread_cond_destroy(&c->cv);
+    pthread_cond_destroy(&c->done_cv[1]);
+Cond0:
+    pthread_cond_destroy(&c->done_cv[0]);
 Mutex:
     pthread_mutex_destroy(&c->mu);
     return -rc;
+}
+
+static void destroy_sync(visits_counter *c)
+{
+    pthread_cond_destroy(&c->commit_cv);
+    pthread_cond_destroy(&c->done_cv[1]);
+    pthread_cond_destroy(&c->done_cv[0]);
+    pthread_mutex_destroy(&c->mu);
 }
 
 static void free_counter(visits_counter *c)
@@ -226,16 +266,14 @@ int visits_open(const char *path, const visits_options *opts, visits_counter **o
         (err = visits__lock_open(c->dirfd, c->loc.name, c->create_mode, &c->lockfd)) != 0 ||
         (err = load(c)) != 0 || (err = init_sync(c)) != 0)
         goto Error;
-    if (c->opts.sync == VISITS_SYNC_INTERVAL) {
-        int rc = pthread_create(&c->flusher, NULL, flusher_main, c);
+    {
+        int rc = pthread_create(&c->committer, NULL, committer_main, c);
         if (rc != 0) {
-            pthread_cond_destroy(&c->flush_cv);
-            pthread_cond_destroy(&c->cv);
-            pthread_mutex_destroy(&c->mu);
+            destroy_sync(c);
             err = -rc;
             goto Error;
         }
-        c->flusher_started = 1;
+        c->committer_started = 1;
     }
     *out = c;
     return 0;
@@ -265,7 +303,7 @@ int visits_add(visits_counter *c, uint64_t n, uint64_t *value_out)
     else if (overflow || n > UINT64_MAX - total)
         err = VISITS_EOVERFLOW;
     else if (c->opts.sync == VISITS_SYNC_INTERVAL) {
-        /* Acknowledge at once; the flusher writes it. A background error is reported
+        /* Acknowledge at once; the committer writes it. A background error is reported
          * (and this increment refused) until a write succeeds again. */
         if ((err = c->last_error) == 0) {
             c->pending += n;
@@ -273,16 +311,17 @@ int visits_add(visits_counter *c, uint64_t n, uint64_t *value_out)
             w.value = total + n;
         }
     } else {
+        uint64_t gen = c->gen;
         w.next = c->queue;
         c->queue = &w;
         c->pending += n;
         c->queue_calls++;
-        while (!w.done) {
-            if (!c->cycle_running)
-                run_cycle(c); /* lead the cycle that carries everyone queued */
-            else
-                pthread_cond_wait(&c->cv, &c->mu);
-        }
+        if (!c->cycle_running && c->committer_idle)
+            run_cycle(c); /* nobody is writing: run it here, sparing two thread switches */
+        else if (c->committer_idle)
+            pthread_cond_signal(&c->commit_cv);
+        while (!w.done)
+            pthread_cond_wait(&c->done_cv[gen & 1], &c->mu);
         err = w.err;
     }
     pthread_mutex_unlock(&c->mu);
@@ -307,7 +346,7 @@ int visits_read(visits_counter *c, uint64_t *value_out)
             c->value = value;
     }
     if (c->opts.sync == VISITS_SYNC_INTERVAL) {
-        /* acknowledged increments count even before the flusher writes them */
+        /* acknowledged increments count even before the committer writes them */
         value = total_queued(c, &overflow);
         if (overflow)
             value = UINT64_MAX;
@@ -342,16 +381,16 @@ int visits_close(visits_counter *c)
 
     if (c == NULL)
         return 0;
-    if (c->flusher_started) {
+    if (c->committer_started) {
         pthread_mutex_lock(&c->mu);
         c->stopping = 1;
-        pthread_cond_signal(&c->flush_cv);
+        pthread_cond_signal(&c->commit_cv);
         pthread_mutex_unlock(&c->mu);
-        pthread_join(c->flusher, NULL);
+        pthread_join(c->committer, NULL);
     }
     pthread_mutex_lock(&c->mu);
-    while (c->cycle_running)
-        pthread_cond_wait(&c->cv, &c->mu);
+    while (c->cycle_running) /* the running batch is generation gen - 1 */
+        pthread_cond_wait(&c->done_cv[(c->gen - 1) & 1], &c->mu);
     if (!c->failed && c->pending > 0) {
         run_cycle(c); /* interval mode: what was acknowledged but not yet written */
         err = c->last_error;
@@ -360,9 +399,7 @@ int visits_close(visits_counter *c)
         err = VISITS_EFAILED;
     pthread_mutex_unlock(&c->mu);
 
-    pthread_cond_destroy(&c->flush_cv);
-    pthread_cond_destroy(&c->cv);
-    pthread_mutex_destroy(&c->mu);
+    destroy_sync(c);
     free_counter(c);
     return err;
 }

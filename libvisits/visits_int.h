@@ -85,19 +85,21 @@ struct visits_counter {
     visits_options opts;
 
     pthread_mutex_t mu;           /* guards everything below */
-    pthread_cond_t cv;            /* a cycle ended */
-    pthread_cond_t flush_cv;      /* interval mode: wakes the flusher to stop (monotonic clock) */
+    pthread_cond_t done_cv[2];    /* cycle of generation g ended: done_cv[g & 1] */
+    uint64_t gen;                 /* generation of the batch now queueing */
+    pthread_cond_t commit_cv;     /* wakes the committer: work queued, or stop (monotonic) */
     uint64_t value;               /* last value known to be in the file */
     uint64_t pending;             /* sum of n queued for the next cycle */
     uint64_t inflight;            /* sum of n in the running cycle */
     struct visits__waiter *queue; /* callers waiting for the next cycle (always mode) */
     uint64_t queue_calls;         /* visits_add calls in the next cycle (both modes) */
     int cycle_running;
-    int failed;     /* sticky after an fsync failure */
-    int last_error; /* latest cycle result (interval mode reports it) */
-    int stopping;   /* close() asked the flusher to stop */
-    int flusher_started;
-    pthread_t flusher;
+    int failed;         /* sticky after an fsync failure */
+    int last_error;     /* latest cycle result (interval mode reports it) */
+    int stopping;       /* close() asked the committer to stop */
+    int committer_idle; /* the committer waits on commit_cv */
+    int committer_started;
+    pthread_t committer; /* runs every write cycle (both modes) */
     visits_stats stats;
 };
 

@@ -1,0 +1,77 @@
+# visits: two commands for a newcomer, `make run` and `make test`.
+# Both install missing Debian packages first (scripts/deps.sh).
+
+PORT ?= 8080
+JOBS ?= 2
+BUILD ?= build
+CMAKE ?= cmake
+CTEST ?= ctest
+SAN_ENV = ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+          UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+          LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0
+
+.PHONY: all deps run test test-main test-asan test-tsan test-fuzz bench install format clean
+
+all: $(BUILD)/.built
+
+deps:
+	@scripts/deps.sh build
+
+$(BUILD)/.built: deps
+	$(CMAKE) -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	$(CMAKE) --build $(BUILD) -j$(JOBS)
+	@touch $@
+
+# Builds and starts the server on 127.0.0.1:$(PORT), counting into ./var/visits.
+run: deps
+	$(CMAKE) -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	$(CMAKE) --build $(BUILD) -j$(JOBS)
+	@mkdir -p var
+	exec $(BUILD)/adapters/h2o/visits-server --bind 127.0.0.1 --port $(PORT) --data-dir var
+
+# Every suite, from fresh build directories, warnings as errors; then the unit and
+# integration suites under ASan+UBSan and TSan, and the parser fuzzer for 30 s.
+test:
+	@scripts/deps.sh build test container deploy
+	$(MAKE) test-main test-asan test-tsan test-fuzz
+
+test-main:
+	rm -rf build-test
+	$(CMAKE) -S . -B build-test -DVISITS_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	$(CMAKE) --build build-test -j$(JOBS)
+	$(CTEST) --test-dir build-test --output-on-failure
+
+test-asan:
+	rm -rf build-asan
+	$(CMAKE) -S . -B build-asan -DVISITS_WERROR=ON -DVISITS_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
+	$(CMAKE) --build build-asan -j$(JOBS)
+	$(SAN_ENV) $(CTEST) --test-dir build-asan -L 'unit|integration' --output-on-failure
+
+test-tsan:
+	rm -rf build-tsan
+	$(CMAKE) -S . -B build-tsan -DVISITS_WERROR=ON -DVISITS_TSAN=ON -DVISITS_BUILD_SERVER=OFF \
+	  -DCMAKE_BUILD_TYPE=Debug
+	$(CMAKE) --build build-tsan -j$(JOBS)
+	TSAN_OPTIONS=halt_on_error=1 $(CTEST) --test-dir build-tsan -L unit -R concurrency --output-on-failure
+
+test-fuzz:
+	rm -rf build-fuzz
+	CC=clang $(CMAKE) -S . -B build-fuzz -DVISITS_WERROR=ON -DVISITS_BUILD_FUZZ=ON \
+	  -DVISITS_BUILD_SERVER=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	$(CMAKE) --build build-fuzz -j$(JOBS) --target fuzz_parse
+	$(CTEST) --test-dir build-fuzz -L fuzz --output-on-failure
+
+bench:
+	@scripts/deps.sh build bench
+	$(CMAKE) -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF
+	$(CMAKE) --build build-bench -j$(JOBS)
+	build-bench/bench/counter $(if $(BENCH_DIR),$(BENCH_DIR),build-bench/data)
+
+install: all
+	$(CMAKE) --install $(BUILD)
+
+format:
+	clang-format -i include/*.h libvisits/*.[ch] adapters/*/*.[ch] tests/*/*.[ch] bench/*.c
+
+clean:
+	rm -rf build build-test build-asan build-tsan build-fuzz build-bench
