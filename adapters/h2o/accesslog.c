@@ -1,0 +1,114 @@
+/*
+ * accesslog.c: one line per request on stdout, in a per-thread buffer that the event loop
+ * flushes after each iteration (or when it fills) with one write(2) of whole lines.
+ *
+ * Line: ADDR - - [TIME] "METHOD TARGET PROTOCOL" STATUS BYTES SECONDS "USER-AGENT"
+ * Bytes outside printable ASCII, '"' and '\' in METHOD, TARGET and USER-AGENT are
+ * written as \xNN. TARGET and USER-AGENT are cut at 512 bytes ("..." appended).
+ */
+#include "server.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <inttypes.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define FIELD_MAX 512
+_Static_assert(ACCESSLOG_LINE_MAX >= 3 * (FIELD_MAX * 4 + 3) + NI_MAXHOST + 128,
+               "access log line buffer too small");
+
+struct out {
+    char *p;
+    char *end;
+};
+
+static void put(struct out *o, const char *s, size_t len)
+{
+    if ((size_t)(o->end - o->p) < len)
+        len = (size_t)(o->end - o->p);
+    memcpy(o->p, s, len);
+    o->p += len;
+}
+
+static void put_escaped(struct out *o, const char *s, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    int cut = len > FIELD_MAX;
+    if (cut)
+        len = FIELD_MAX;
+    for (size_t i = 0; i < len && o->end - o->p >= 4; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') {
+            *o->p++ = '\\';
+            *o->p++ = 'x';
+            *o->p++ = hex[c >> 4];
+            *o->p++ = hex[c & 15];
+        } else {
+            *o->p++ = (char)c;
+        }
+    }
+    if (cut)
+        put(o, "...", 3);
+}
+
+void accesslog_flush(struct accesslog *log)
+{
+    size_t off = 0;
+    while (off < log->len) {
+        ssize_t n = write(STDOUT_FILENO, log->buf + off, log->len - off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break; /* stdout gone: drop the lines rather than stall the loop */
+        off += (size_t)n;
+    }
+    log->len = 0;
+}
+
+void accesslog_request(struct accesslog *log, h2o_req_t *req, int status, uint64_t duration_ns)
+{
+    /* Worst case of one line: three escaped fields of FIELD_MAX * 4 plus the rest. */
+    char line[ACCESSLOG_LINE_MAX];
+    struct out o = {line, line + sizeof(line) - 1};
+
+    struct sockaddr_storage ss;
+    char addr[NI_MAXHOST] = "-";
+    socklen_t sslen;
+    if (req->conn->callbacks->get_peername != NULL &&
+        (sslen = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss)) != 0)
+        h2o_socket_getnumerichost((struct sockaddr *)&ss, sslen, addr);
+    put(&o, addr, strlen(addr));
+    put(&o, " - - [", 6);
+    if (req->processed_at.str != NULL)
+        put(&o, req->processed_at.str->log, strlen(req->processed_at.str->log));
+    else
+        put(&o, "-", 1);
+    put(&o, "] \"", 3);
+    put_escaped(&o, req->input.method.base, req->input.method.len);
+    put(&o, " ", 1);
+    put_escaped(&o, req->input.path.base, req->input.path.len);
+    char proto[sizeof("HTTP/1.1")];
+    size_t plen = h2o_stringify_protocol_version(proto, req->version);
+    put(&o, " ", 1);
+    put(&o, proto, plen);
+    char nums[96];
+    int n = snprintf(nums, sizeof(nums), "\" %d %zu %" PRIu64 ".%06" PRIu64 " \"", status,
+                     req->bytes_sent, duration_ns / 1000000000u, duration_ns / 1000u % 1000000u);
+    put(&o, nums, n > 0 ? (size_t)n : 0);
+    ssize_t ua = h2o_find_header(&req->headers, H2O_TOKEN_USER_AGENT, -1);
+    if (ua != -1)
+        put_escaped(&o, req->headers.entries[ua].value.base, req->headers.entries[ua].value.len);
+    else
+        put(&o, "-", 1);
+    put(&o, "\"\n", 2);
+
+    size_t len = (size_t)(o.p - line);
+    if (log->len + len > ACCESSLOG_FLUSH_AT)
+        accesslog_flush(log); /* keeps each write(2) of normal lines under PIPE_BUF */
+    memcpy(log->buf + log->len, line, len);
+    log->len += len;
+    if (log->len >= ACCESSLOG_FLUSH_AT)
+        accesslog_flush(log);
+}

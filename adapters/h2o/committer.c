@@ -1,0 +1,422 @@
+/*
+ * committer.c: the one thread that writes the counter.
+ *
+ * Event loops queue visits (committer_submit); the committer takes everything queued,
+ * adds it with one visits_add() (one durable write cycle in always mode), gives each
+ * visit its own value (v-n+1 .. v, in queue order) and sends it back to its loop through
+ * h2o's multithread queue. While a cycle runs, new visits pile up for the next one.
+ *
+ * After a failed write the counter is not ready (GET /ready answers 503 with the reason);
+ * a handle that the library marks failed (fsync error) is closed and reopened with
+ * backoff. Probes (an add of 0) run with backoff while idle, so readiness comes back by
+ * itself when the disk accepts writes again.
+ */
+#include "server.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define REFRESH_MS 1000     /* idle re-read of the counter (external changes, stats) */
+#define BACKOFF_MIN_MS 50   /* first retry after a failure */
+#define BACKOFF_MAX_MS 2000 /* slowest retry */
+
+#define COMMIT_BUCKETS 13
+static const double commit_le[COMMIT_BUCKETS - 1] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+                                                     0.01,   0.025,   0.05,   0.1,   0.25,   1};
+#define BATCH_BUCKETS 12
+static const uint64_t batch_le[BATCH_BUCKETS - 1] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024};
+
+struct committer {
+    char *path;
+    visits_options opts;
+    visits_counter *counter; /* committer thread only once started */
+    pthread_t tid;
+    int started;
+
+    pthread_mutex_t mu; /* queue */
+    pthread_cond_t cv;
+    struct visit_wait *head, *tail;
+    size_t queued;
+    int stop;
+
+    atomic_uint_fast64_t value; /* last committed (always) / acknowledged (interval) */
+
+    pthread_mutex_t state_mu; /* readiness and cached stats; never held across I/O */
+    int write_ok;
+    int draining;
+    char reason[200];
+    visits_stats stats; /* library counters of the current handle, plus closed ones */
+    visits_stats closed_stats;
+
+    /* committer thread only */
+    int last_err;
+    uint64_t backoff_ms;
+    uint64_t next_probe_ms;
+    uint64_t next_refresh_ms;
+
+    /* metrics: written by the committer thread only */
+    atomic_uint_fast64_t commit_bucket[COMMIT_BUCKETS];
+    atomic_uint_fast64_t commit_ns_sum;
+    atomic_uint_fast64_t commits;
+    atomic_uint_fast64_t batch_bucket[BATCH_BUCKETS];
+    atomic_uint_fast64_t batch_sum;
+    atomic_uint_fast64_t failures;
+    atomic_uint_fast64_t reopens;
+};
+
+int committer_open(struct committer **out, const char *path, const visits_options *opts)
+{
+    *out = NULL;
+    struct committer *c = calloc(1, sizeof(*c));
+    if (c == NULL || (c->path = strdup(path)) == NULL) {
+        free(c);
+        return -ENOMEM;
+    }
+    c->opts = *opts;
+    int err = visits_open(path, opts, &c->counter);
+    uint64_t v = 0;
+    if (err == 0)
+        err = visits_read(c->counter, &v);
+    if (err != 0) {
+        visits_close(c->counter);
+        free(c->path);
+        free(c);
+        return err;
+    }
+    atomic_init(&c->value, v);
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&c->cv, &attr);
+    pthread_condattr_destroy(&attr);
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_mutex_init(&c->state_mu, NULL);
+    c->write_ok = 1;
+    c->backoff_ms = BACKOFF_MIN_MS;
+    visits_get_stats(c->counter, &c->stats);
+    *out = c;
+    return 0;
+}
+
+uint64_t committer_value(struct committer *c)
+{
+    return atomic_load_explicit(&c->value, memory_order_acquire);
+}
+
+void committer_view(struct committer *c, struct committer_view *out)
+{
+    pthread_mutex_lock(&c->state_mu);
+    out->ready = c->write_ok && !c->draining;
+    if (c->draining)
+        snprintf(out->reason, sizeof(out->reason), "shutting down");
+    else
+        snprintf(out->reason, sizeof(out->reason), "%s", c->write_ok ? "" : c->reason);
+    pthread_mutex_unlock(&c->state_mu);
+}
+
+void committer_set_draining(struct committer *c)
+{
+    pthread_mutex_lock(&c->state_mu);
+    c->draining = 1;
+    pthread_mutex_unlock(&c->state_mu);
+}
+
+void committer_submit(struct committer *c, struct visit_wait *w)
+{
+    w->next = NULL;
+    pthread_mutex_lock(&c->mu);
+    if (c->tail != NULL)
+        c->tail->next = w;
+    else
+        c->head = w;
+    c->tail = w;
+    c->queued++;
+    pthread_mutex_unlock(&c->mu);
+    pthread_cond_signal(&c->cv);
+}
+
+/* ---- the committer thread ------------------------------------------------------------- */
+
+static void cache_stats(struct committer *c)
+{
+    visits_stats st;
+    if (c->counter == NULL || visits_get_stats(c->counter, &st) != 0)
+        return;
+    pthread_mutex_lock(&c->state_mu);
+    c->stats = st;
+    pthread_mutex_unlock(&c->state_mu);
+}
+
+static void set_state(struct committer *c, int ok, int err)
+{
+    pthread_mutex_lock(&c->state_mu);
+    int was_ok = c->write_ok;
+    c->write_ok = ok;
+    if (!ok)
+        snprintf(c->reason, sizeof(c->reason), "counter write failed: %s: %s", c->path,
+                 visits_strerror(err));
+    pthread_mutex_unlock(&c->state_mu);
+    if (was_ok && !ok)
+        log_error("%s: write failed: %s; GET / answers 503 and /ready is not ready until a "
+                  "write succeeds again",
+                  c->path, visits_strerror(err));
+    else if (!was_ok && ok)
+        log_info("%s: writes succeed again; ready", c->path);
+}
+
+static void close_failed_handle(struct committer *c)
+{
+    visits_stats st;
+    if (visits_get_stats(c->counter, &st) == 0) {
+        pthread_mutex_lock(&c->state_mu);
+        c->closed_stats.cycles += st.cycles;
+        c->closed_stats.cycles_failed += st.cycles_failed;
+        c->closed_stats.increments += st.increments;
+        c->closed_stats.cycle_ns_total += st.cycle_ns_total;
+        if (st.batch_max > c->closed_stats.batch_max)
+            c->closed_stats.batch_max = st.batch_max;
+        memset(&c->stats, 0, sizeof(c->stats));
+        pthread_mutex_unlock(&c->state_mu);
+    }
+    int err = visits_close(c->counter);
+    c->counter = NULL;
+    log_error("%s: counter handle failed; closed it (%s), reopening with backoff", c->path,
+              err != 0 ? visits_strerror(err) : "nothing pending");
+}
+
+/* Opens the counter if a failed handle was closed; respects the backoff. */
+static int ensure_open(struct committer *c, uint64_t now)
+{
+    if (c->counter != NULL)
+        return 0;
+    if (now < c->next_probe_ms)
+        return c->last_err != 0 ? c->last_err : VISITS_EFAILED;
+    counter_add(&c->reopens, 1);
+    int err = visits_open(c->path, &c->opts, &c->counter);
+    if (err == 0)
+        log_info("%s: counter reopened", c->path);
+    return err;
+}
+
+/* Bookkeeping after a write attempt (err) that left the counter at v on success. */
+static void after_write(struct committer *c, int err, uint64_t v, uint64_t now)
+{
+    if (err == 0) {
+        atomic_store_explicit(&c->value, v, memory_order_release);
+        c->backoff_ms = BACKOFF_MIN_MS;
+        set_state(c, 1, 0);
+    } else {
+        counter_add(&c->failures, 1);
+        set_state(c, 0, err);
+        visits_stats st;
+        if (c->counter != NULL &&
+            (err == VISITS_EFAILED || (visits_get_stats(c->counter, &st) == 0 && st.failed)))
+            close_failed_handle(c);
+        c->next_probe_ms = now + c->backoff_ms;
+        c->backoff_ms = c->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : c->backoff_ms * 2;
+    }
+    c->last_err = err;
+    cache_stats(c);
+}
+
+static void observe_commit(struct committer *c, uint64_t ns, size_t n)
+{
+    double s = (double)ns / 1e9;
+    size_t i = 0;
+    while (i < COMMIT_BUCKETS - 1 && s > commit_le[i])
+        i++;
+    counter_add(&c->commit_bucket[i], 1);
+    counter_add(&c->commit_ns_sum, ns);
+    counter_add(&c->commits, 1);
+    size_t j = 0;
+    while (j < BATCH_BUCKETS - 1 && n > batch_le[j])
+        j++;
+    counter_add(&c->batch_bucket[j], 1);
+    counter_add(&c->batch_sum, n);
+}
+
+static void commit(struct committer *c, struct visit_wait *batch, size_t n)
+{
+    uint64_t t0 = now_ns();
+    uint64_t v = 0;
+    int err = ensure_open(c, t0 / 1000000u);
+    if (err == 0) {
+        err = visits_add(c->counter, n, &v);
+        observe_commit(c, now_ns() - t0, n);
+    }
+    after_write(c, err, v, now_ms());
+    uint64_t next = err == 0 ? v - n + 1 : 0;
+    for (struct visit_wait *w = batch, *following; w != NULL; w = following) {
+        following = w->next; /* w belongs to its loop again once sent */
+        w->err = err;
+        w->value = err == 0 ? next++ : 0;
+        h2o_multithread_send_message(w->reply_to, &w->super);
+    }
+}
+
+/* Idle work: probe after a failure, otherwise re-read the value and the stats. */
+static void tick(struct committer *c)
+{
+    uint64_t now = now_ms();
+    if (c->last_err != 0) {
+        if (now < c->next_probe_ms)
+            return;
+        uint64_t v = 0;
+        int err = ensure_open(c, now);
+        if (err == 0)
+            err = visits_add(c->counter, 0, &v);
+        after_write(c, err, v, now_ms());
+        return;
+    }
+    uint64_t v;
+    if (c->counter != NULL && visits_read(c->counter, &v) == 0)
+        atomic_store_explicit(&c->value, v, memory_order_release);
+    cache_stats(c);
+    if (c->opts.sync == VISITS_SYNC_INTERVAL && c->stats.last_error != 0)
+        after_write(c, c->stats.last_error, 0, now); /* the background write failed */
+    c->next_refresh_ms = now + REFRESH_MS;
+}
+
+static void *committer_main(void *arg)
+{
+    struct committer *c = arg;
+    c->next_refresh_ms = now_ms() + REFRESH_MS;
+    pthread_mutex_lock(&c->mu);
+    for (;;) {
+        if (c->head == NULL && !c->stop) {
+            uint64_t wake = c->last_err != 0 ? c->next_probe_ms : c->next_refresh_ms;
+            struct timespec ts = {(time_t)(wake / 1000), (long)(wake % 1000) * 1000000};
+            while (c->head == NULL && !c->stop &&
+                   pthread_cond_timedwait(&c->cv, &c->mu, &ts) != ETIMEDOUT)
+                ;
+        }
+        struct visit_wait *batch = c->head;
+        size_t n = c->queued;
+        int stop = c->stop;
+        c->head = c->tail = NULL;
+        c->queued = 0;
+        pthread_mutex_unlock(&c->mu);
+        if (batch != NULL)
+            commit(c, batch, n);
+        else if (!stop)
+            tick(c);
+        pthread_mutex_lock(&c->mu);
+        if (stop && c->head == NULL)
+            break;
+    }
+    pthread_mutex_unlock(&c->mu);
+    return NULL;
+}
+
+int committer_start(struct committer *c)
+{
+    int err = pthread_create(&c->tid, NULL, committer_main, c);
+    if (err != 0)
+        return -err;
+    c->started = 1;
+    return 0;
+}
+
+int committer_stop(struct committer *c, uint64_t deadline_ms, uint64_t *final_value)
+{
+    if (c->started) {
+        pthread_mutex_lock(&c->mu);
+        c->stop = 1;
+        pthread_mutex_unlock(&c->mu);
+        pthread_cond_signal(&c->cv);
+        /* pthread_timedjoin_np takes a CLOCK_REALTIME deadline. */
+        uint64_t left = deadline_ms > now_ms() ? deadline_ms - now_ms() : 0;
+        uint64_t abs_ns = realtime_ns() + left * 1000000u;
+        struct timespec ts = {(time_t)(abs_ns / 1000000000u), (long)(abs_ns % 1000000000u)};
+        if (pthread_timedjoin_np(c->tid, NULL, &ts) != 0)
+            return -ETIMEDOUT;
+        c->started = 0;
+    }
+    int err = visits_close(c->counter);
+    c->counter = NULL;
+    *final_value = committer_value(c);
+    return err;
+}
+
+void committer_free(struct committer *c)
+{
+    if (c == NULL || c->started)
+        return; /* a thread still runs: leave it its memory */
+    visits_close(c->counter);
+    pthread_mutex_destroy(&c->mu);
+    pthread_mutex_destroy(&c->state_mu);
+    pthread_cond_destroy(&c->cv);
+    free(c->path);
+    free(c);
+}
+
+/* ---- metrics -------------------------------------------------------------------------- */
+
+void committer_metrics(struct committer *c, struct strbuf *sb)
+{
+    uint64_t cum = 0;
+    strbuf_puts(sb, "# HELP visits_commit_duration_seconds Time of one visits_add() of a batch "
+                    "by the committer (a durable write cycle in always mode).\n"
+                    "# TYPE visits_commit_duration_seconds histogram\n");
+    for (size_t i = 0; i < COMMIT_BUCKETS; i++) {
+        cum += counter_get(&c->commit_bucket[i]);
+        if (i < COMMIT_BUCKETS - 1)
+            strbuf_printf(sb, "visits_commit_duration_seconds_bucket{le=\"%g\"} %" PRIu64 "\n",
+                          commit_le[i], cum);
+        else
+            strbuf_printf(sb, "visits_commit_duration_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n",
+                          cum);
+    }
+    strbuf_printf(sb,
+                  "visits_commit_duration_seconds_sum %.9f\n"
+                  "visits_commit_duration_seconds_count %" PRIu64 "\n",
+                  (double)counter_get(&c->commit_ns_sum) / 1e9, counter_get(&c->commits));
+
+    cum = 0;
+    strbuf_puts(sb, "# HELP visits_commit_batch_size Visits carried by one commit.\n"
+                    "# TYPE visits_commit_batch_size histogram\n");
+    for (size_t i = 0; i < BATCH_BUCKETS; i++) {
+        cum += counter_get(&c->batch_bucket[i]);
+        if (i < BATCH_BUCKETS - 1)
+            strbuf_printf(sb, "visits_commit_batch_size_bucket{le=\"%" PRIu64 "\"} %" PRIu64 "\n",
+                          batch_le[i], cum);
+        else
+            strbuf_printf(sb, "visits_commit_batch_size_bucket{le=\"+Inf\"} %" PRIu64 "\n", cum);
+    }
+    strbuf_printf(sb,
+                  "visits_commit_batch_size_sum %" PRIu64 "\n"
+                  "visits_commit_batch_size_count %" PRIu64 "\n",
+                  counter_get(&c->batch_sum), counter_get(&c->commits));
+
+    pthread_mutex_lock(&c->state_mu);
+    visits_stats st = c->stats, closed = c->closed_stats;
+    int ready = c->write_ok && !c->draining;
+    pthread_mutex_unlock(&c->state_mu);
+    strbuf_printf(
+        sb,
+        "# HELP visits_commit_failures_total Commits and probes that returned an error.\n"
+        "# TYPE visits_commit_failures_total counter\n"
+        "visits_commit_failures_total %" PRIu64 "\n"
+        "# HELP visits_reopens_total Attempts to reopen the counter after a failure.\n"
+        "# TYPE visits_reopens_total counter\n"
+        "visits_reopens_total %" PRIu64 "\n"
+        "# HELP visits_write_cycles_total Durable write cycles completed by libvisits.\n"
+        "# TYPE visits_write_cycles_total counter\n"
+        "visits_write_cycles_total %" PRIu64 "\n"
+        "# HELP visits_write_cycles_failed_total Write cycles of libvisits that failed.\n"
+        "# TYPE visits_write_cycles_failed_total counter\n"
+        "visits_write_cycles_failed_total %" PRIu64 "\n"
+        "# HELP visits_write_cycle_seconds_total Time spent in successful write cycles.\n"
+        "# TYPE visits_write_cycle_seconds_total counter\n"
+        "visits_write_cycle_seconds_total %.9f\n"
+        "# HELP visits_ready 1 when the counter is writable and the server is not stopping.\n"
+        "# TYPE visits_ready gauge\n"
+        "visits_ready %d\n",
+        counter_get(&c->failures), counter_get(&c->reopens), st.cycles + closed.cycles,
+        st.cycles_failed + closed.cycles_failed,
+        (double)(st.cycle_ns_total + closed.cycle_ns_total) / 1e9, ready);
+}

@@ -1,0 +1,266 @@
+/* config.c: flags and environment variables of visits-server (the flag wins). */
+#include "server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <limits.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define DEFAULT_PORT 8080
+#define DEFAULT_BIND "0.0.0.0"
+#define DEFAULT_DATA_DIR "/data"
+#define MAX_THREADS 256
+#define MAX_INTERVAL_MS 3600000u
+
+unsigned config_cpu_count(void)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
+        return (unsigned)CPU_COUNT(&set);
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (unsigned)n : 1;
+}
+
+static void usage(FILE *out)
+{
+    unsigned cpus = config_cpu_count();
+    fprintf(out,
+            "Usage: " SERVER_NAME " [OPTIONS]\n"
+            "Serve a durable visit counter over HTTP (the counter is DIR/visits).\n"
+            "\n"
+            "Options (each has an environment variable; the flag wins):\n"
+            "  --port N          PORT             TCP port; 0 picks a free one (default %d)\n"
+            "  --bind ADDR       VISITS_BIND      IPv4 or IPv6 address to listen on (default %s)\n"
+            "  --data-dir DIR    VISITS_DATA_DIR  directory of the counter file (default %s)\n"
+            "  --threads N       VISITS_THREADS   event-loop threads, 1..%d (default: CPU count, "
+            "here %u)\n"
+            "  --sync MODE       VISITS_SYNC      always | interval:MS (default always)\n"
+            "  --pod-name NAME   POD_NAME         name shown in responses (default: hostname)\n"
+            "  --print-routes    print the route table (path, methods, purpose) and exit\n"
+            "  --help            print this help and exit\n"
+            "  --version         print the version and exit\n"
+            "\n"
+            "--sync always answers GET / after the new value is on disk; interval:MS answers\n"
+            "at once and writes within MS milliseconds (and at shutdown).\n"
+            "\n"
+            "Routes:\n",
+            DEFAULT_PORT, DEFAULT_BIND, DEFAULT_DATA_DIR, MAX_THREADS, cpus);
+    for (size_t i = 0; i < ROUTE_COUNT; i++) {
+        char methods[64];
+        fprintf(out, "  %-9s %-9s %s\n", server_routes[i].path,
+                route_methods(&server_routes[i], ",", methods, sizeof(methods)),
+                server_routes[i].purpose);
+    }
+    fprintf(out, "\nSIGTERM or SIGINT: finish in-flight requests, flush, exit 0.\n"
+                 "Exit status: 0 on success, 1 when the server cannot start or run, 2 on bad "
+                 "usage.\n");
+}
+
+static int bad_value(const char *source, const char *value, const char *expected)
+{
+    fprintf(stderr, SERVER_NAME ": %s: invalid value '%s' (expected %s)\n", source, value,
+            expected);
+    return 2;
+}
+
+/* Strict decimal in [min, max]: digits only, no sign, no spaces. */
+static int parse_uint(const char *s, unsigned long min, unsigned long max, unsigned long *out)
+{
+    if (*s == '\0' || strlen(s) > 10)
+        return -1;
+    unsigned long v = 0;
+    for (const char *p = s; *p; p++) {
+        if (*p < '0' || *p > '9')
+            return -1;
+        v = v * 10 + (unsigned long)(*p - '0');
+    }
+    if (v < min || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int set_port(struct server_config *cfg, const char *source, const char *v)
+{
+    unsigned long n;
+    if (parse_uint(v, 0, 65535, &n) != 0)
+        return bad_value(source, v, "a port number 0..65535");
+    cfg->port = (unsigned)n;
+    return CONFIG_RUN;
+}
+
+static int set_bind(struct server_config *cfg, const char *source, const char *v)
+{
+    unsigned char addr[16];
+    if (strlen(v) >= sizeof(cfg->bind) ||
+        (inet_pton(AF_INET, v, addr) != 1 && inet_pton(AF_INET6, v, addr) != 1))
+        return bad_value(source, v, "a numeric IPv4 or IPv6 address, e.g. 0.0.0.0 or ::1");
+    strcpy(cfg->bind, v);
+    return CONFIG_RUN;
+}
+
+static int set_data_dir(struct server_config *cfg, const char *source, const char *v)
+{
+    size_t len = strlen(v);
+    if (len == 0 || len > PATH_MAX - sizeof("/visits"))
+        return bad_value(source, v, "a directory path");
+    char *dir = strdup(v);
+    if (dir == NULL) {
+        fprintf(stderr, SERVER_NAME ": %s: out of memory\n", source);
+        return 2;
+    }
+    free(cfg->data_dir);
+    cfg->data_dir = dir;
+    return CONFIG_RUN;
+}
+
+static int set_threads(struct server_config *cfg, const char *source, const char *v)
+{
+    unsigned long n;
+    if (parse_uint(v, 1, MAX_THREADS, &n) != 0)
+        return bad_value(source, v, "a number of threads 1..256");
+    cfg->threads = (unsigned)n;
+    return CONFIG_RUN;
+}
+
+static int set_sync(struct server_config *cfg, const char *source, const char *v)
+{
+    unsigned long ms;
+    if (strcmp(v, "always") == 0) {
+        cfg->opts.sync = VISITS_SYNC_ALWAYS;
+    } else if (strncmp(v, "interval:", 9) == 0 && parse_uint(v + 9, 1, MAX_INTERVAL_MS, &ms) == 0) {
+        cfg->opts.sync = VISITS_SYNC_INTERVAL;
+        cfg->opts.interval_ms = (unsigned)ms;
+    } else {
+        return bad_value(source, v, "always or interval:MS with MS in 1..3600000");
+    }
+    return CONFIG_RUN;
+}
+
+static int set_pod_name(struct server_config *cfg, const char *source, const char *v)
+{
+    size_t len = strlen(v);
+    int ok = len > 0 && len < sizeof(cfg->pod_name);
+    for (const unsigned char *p = (const unsigned char *)v; ok && *p; p++)
+        ok = *p >= 0x20 && *p != 0x7f;
+    if (!ok)
+        return bad_value(source, v, "1..253 printable characters");
+    memcpy(cfg->pod_name, v, len + 1);
+    return CONFIG_RUN;
+}
+
+typedef int (*setter)(struct server_config *, const char *, const char *);
+static const struct option_def {
+    const char *flag;
+    const char *env;
+    setter set;
+} options[] = {
+    {"--port", "PORT", set_port},
+    {"--bind", "VISITS_BIND", set_bind},
+    {"--data-dir", "VISITS_DATA_DIR", set_data_dir},
+    {"--threads", "VISITS_THREADS", set_threads},
+    {"--sync", "VISITS_SYNC", set_sync},
+    {"--pod-name", "POD_NAME", set_pod_name},
+};
+#define NUM_OPTIONS (sizeof(options) / sizeof(options[0]))
+
+static int set_defaults(struct server_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->port = DEFAULT_PORT;
+    strcpy(cfg->bind, DEFAULT_BIND);
+    cfg->threads = config_cpu_count();
+    if (cfg->threads > MAX_THREADS)
+        cfg->threads = MAX_THREADS;
+    visits_options_init(&cfg->opts);
+    if (gethostname(cfg->pod_name, sizeof(cfg->pod_name)) != 0 || cfg->pod_name[0] == '\0')
+        strcpy(cfg->pod_name, "unknown");
+    cfg->pod_name[sizeof(cfg->pod_name) - 1] = '\0';
+    cfg->data_dir = strdup(DEFAULT_DATA_DIR);
+    return cfg->data_dir != NULL ? CONFIG_RUN : 2;
+}
+
+static int finish(struct server_config *cfg)
+{
+    size_t len = strlen(cfg->data_dir);
+    while (len > 1 && cfg->data_dir[len - 1] == '/')
+        cfg->data_dir[--len] = '\0';
+    cfg->counter_path = malloc(len + sizeof("/visits"));
+    if (cfg->counter_path == NULL) {
+        fprintf(stderr, SERVER_NAME ": out of memory\n");
+        return 2;
+    }
+    sprintf(cfg->counter_path, "%s%s", cfg->data_dir,
+            strcmp(cfg->data_dir, "/") == 0 ? "visits" : "/visits");
+    return CONFIG_RUN;
+}
+
+int config_parse(struct server_config *cfg, int argc, char **argv)
+{
+    int rc = set_defaults(cfg);
+    if (rc != CONFIG_RUN)
+        return rc;
+    for (size_t i = 0; i < NUM_OPTIONS; i++) {
+        const char *v = getenv(options[i].env);
+        if (v != NULL && (rc = options[i].set(cfg, options[i].env, v)) != CONFIG_RUN)
+            return rc;
+    }
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+            usage(stdout);
+            return 0;
+        }
+        if (strcmp(arg, "--version") == 0) {
+            printf(SERVER_NAME " %s (libvisits %s, libh2o %s)\n", VISITS_VERSION_STRING,
+                   visits_version_string(), H2O_VERSION);
+            return 0;
+        }
+        if (strcmp(arg, "--print-routes") == 0) {
+            routes_print(stdout);
+            return 0;
+        }
+        const struct option_def *opt = NULL;
+        const char *value = NULL;
+        for (size_t j = 0; j < NUM_OPTIONS && opt == NULL; j++) {
+            size_t flen = strlen(options[j].flag);
+            if (strcmp(arg, options[j].flag) == 0) {
+                opt = &options[j];
+                if (i + 1 >= argc) {
+                    fprintf(stderr, SERVER_NAME ": %s: missing value (see --help)\n", arg);
+                    return 2;
+                }
+                value = argv[++i];
+            } else if (strncmp(arg, options[j].flag, flen) == 0 && arg[flen] == '=') {
+                opt = &options[j];
+                value = arg + flen + 1;
+            }
+        }
+        if (opt == NULL) {
+            fprintf(stderr, SERVER_NAME ": unknown option '%s' (see --help)\n", arg);
+            return 2;
+        }
+        if ((rc = opt->set(cfg, opt->flag, value)) != CONFIG_RUN)
+            return rc;
+    }
+    return finish(cfg);
+}
+
+void config_free(struct server_config *cfg)
+{
+    free(cfg->data_dir);
+    free(cfg->counter_path);
+    cfg->data_dir = cfg->counter_path = NULL;
+}
+
+const char *config_sync_name(const struct server_config *cfg, char *buf, size_t size)
+{
+    if (cfg->opts.sync == VISITS_SYNC_ALWAYS)
+        snprintf(buf, size, "always");
+    else
+        snprintf(buf, size, "interval:%u", cfg->opts.interval_ms);
+    return buf;
+}

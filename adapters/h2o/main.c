@@ -1,0 +1,328 @@
+/*
+ * main.c: visits-server's configuration, listener, threads and signals.
+ *
+ * One listening socket is shared by N event-loop threads (each polls its own dup() of
+ * it); the committer thread writes the counter; the main thread waits for SIGTERM or
+ * SIGINT and then runs the shutdown: stop accepting, let in-flight requests finish,
+ * close idle connections, flush the counter, exit 0 (all within 2 s).
+ */
+#include "server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define STOP_GRACE_MS 1500 /* in-flight requests get this long after the signal */
+#define STOP_LIMIT_MS 1900 /* the counter must be flushed and closed by then */
+#define MAX_REQUEST_BODY 16384
+
+/* Static so that everything the threads hold stays reachable until exit. */
+static struct server server;
+
+uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t now_ms(void)
+{
+    return now_ns() / 1000000u;
+}
+
+uint64_t realtime_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+struct worker *worker_of(h2o_context_t *ctx)
+{
+    return H2O_STRUCT_FROM_MEMBER(struct worker, ctx, ctx);
+}
+
+/* ---- startup checks ------------------------------------------------------------------- */
+
+static int check_data_dir(const struct server_config *cfg)
+{
+    struct stat st;
+    if (stat(cfg->data_dir, &st) != 0) {
+        log_error("%s: cannot use the data directory: %s%s", cfg->data_dir, strerror(errno),
+                  errno == ENOENT ? " (create it or set --data-dir / VISITS_DATA_DIR)" : "");
+        return -1;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        log_error("%s: cannot use the data directory: not a directory", cfg->data_dir);
+        return -1;
+    }
+    if (faccessat(AT_FDCWD, cfg->data_dir, W_OK | X_OK, AT_EACCESS) != 0) {
+        log_error("%s: data directory is not writable: %s", cfg->data_dir, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static int open_counter(struct server *srv)
+{
+    const char *path = srv->cfg.counter_path;
+    int err = committer_open(&srv->committer, path, &srv->cfg.opts);
+    if (err == VISITS_ECORRUPT)
+        log_error("%s: %s: refusing to start; fix it with 'visitsctl set %s N'", path,
+                  visits_strerror(err), path);
+    else if (err != 0)
+        log_error("%s: cannot open the counter: %s: refusing to start", path, visits_strerror(err));
+    return err == 0 ? 0 : -1;
+}
+
+static int open_listener(struct server *srv)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    memset(&ss, 0, sizeof(ss));
+    struct sockaddr_in *v4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&ss;
+    if (inet_pton(AF_INET, srv->cfg.bind, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons((uint16_t)srv->cfg.port);
+        len = sizeof(*v4);
+    } else {
+        inet_pton(AF_INET6, srv->cfg.bind, &v6->sin6_addr); /* validated by config.c */
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons((uint16_t)srv->cfg.port);
+        len = sizeof(*v6);
+    }
+    int on = 1;
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) != 0 ||
+        bind(fd, (struct sockaddr *)&ss, len) != 0 || listen(fd, SOMAXCONN) != 0 ||
+        getsockname(fd, (struct sockaddr *)&ss, &len) != 0) {
+        log_error("cannot listen on %s port %u: %s", srv->cfg.bind, srv->cfg.port, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    srv->listen_fd = fd;
+    srv->port = ntohs(ss.ss_family == AF_INET ? v4->sin_port : v6->sin6_port);
+    return 0;
+}
+
+/* ---- event-loop threads --------------------------------------------------------------- */
+
+static void on_accept(h2o_socket_t *listener, const char *err)
+{
+    struct worker *w = listener->data;
+    h2o_socket_t *sock;
+    if (err != NULL)
+        return;
+    if ((sock = h2o_evloop_socket_accept(listener)) != NULL)
+        h2o_accept(&w->accept_ctx, sock);
+}
+
+static void on_wakeup(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
+{
+    (void)receiver;
+    (void)messages; /* only NULL messages are sent: they wake the loop, nothing to do */
+}
+
+/* Stop accepting, ask HTTP/2 clients to go away, and make every idle connection (HTTP/1
+ * waiting for a request, HTTP/2 without streams) time out now; connections with a request
+ * in flight close after its response (keep-alive is off once shutdown is requested). */
+static void worker_begin_stop(struct worker *w)
+{
+    if (w->listener != NULL) {
+        h2o_socket_read_stop(w->listener);
+        h2o_socket_close(w->listener);
+        w->listener = NULL;
+    }
+    h2o_context_request_shutdown(&w->ctx);
+    w->ctx.http1.req_timeout.timeout = 0;
+    w->ctx.http2.idle_timeout.timeout = 0;
+    w->stopping = 1;
+    w->stop_deadline_ms = now_ms() + STOP_GRACE_MS;
+}
+
+static int worker_idle(struct worker *w)
+{
+    return w->pending == 0 && h2o_linklist_is_empty(&w->ctx.http1._conns) &&
+           h2o_linklist_is_empty(&w->ctx.http2._conns);
+}
+
+static pthread_barrier_t started;
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    h2o_context_init(&w->ctx, h2o_evloop_create(), &w->srv->globalconf);
+    h2o_multithread_register_receiver(w->ctx.queue, &w->replies, routes_on_replies);
+    h2o_multithread_register_receiver(w->ctx.queue, &w->wakeup, on_wakeup);
+    w->accept_ctx.ctx = &w->ctx;
+    w->accept_ctx.hosts = w->srv->globalconf.hosts;
+    int fd = fcntl(w->srv->listen_fd, F_DUPFD_CLOEXEC, 0);
+    if (fd < 0) {
+        log_error("thread %zu: cannot duplicate the listening socket: %s", w->index,
+                  strerror(errno));
+        exit(1);
+    }
+    w->listener = h2o_evloop_socket_create(w->ctx.loop, fd, H2O_SOCKET_FLAG_DONT_READ);
+    w->listener->data = w;
+    h2o_socket_read_start(w->listener, on_accept);
+    pthread_barrier_wait(&started);
+
+    for (;;) {
+        h2o_evloop_run(w->ctx.loop, w->stopping ? 50 : INT32_MAX);
+        accesslog_flush(&w->log);
+        if (!w->stopping && atomic_load(&w->srv->stopping))
+            worker_begin_stop(w);
+        if (w->stopping) {
+            if (worker_idle(w))
+                break;
+            if (now_ms() >= w->stop_deadline_ms) {
+                log_error("thread %zu: connections still busy %d ms after the signal; "
+                          "closing them",
+                          w->index, STOP_GRACE_MS);
+                break;
+            }
+        }
+    }
+    accesslog_flush(&w->log);
+    return NULL;
+}
+
+static int start_workers(struct server *srv)
+{
+    srv->workers = calloc(srv->cfg.threads, sizeof(*srv->workers));
+    if (srv->workers == NULL)
+        return -ENOMEM;
+    pthread_barrier_init(&started, NULL, srv->cfg.threads + 1);
+    for (unsigned i = 0; i < srv->cfg.threads; i++) {
+        struct worker *w = calloc(1, sizeof(*w));
+        if (w == NULL)
+            return -ENOMEM;
+        w->srv = srv;
+        w->index = i;
+        srv->workers[i] = w;
+        int err = pthread_create(&w->tid, NULL, worker_main, w);
+        if (err != 0)
+            return -err;
+        srv->nworkers = i + 1;
+    }
+    pthread_barrier_wait(&started);
+    return 0;
+}
+
+/* ---- main ----------------------------------------------------------------------------- */
+
+static void setup_h2o(struct server *srv)
+{
+    h2o_config_init(&srv->globalconf);
+    srv->globalconf.server_name = h2o_iovec_init(H2O_STRLIT(SERVER_NAME));
+    srv->globalconf.max_request_entity_size = MAX_REQUEST_BODY;
+    h2o_hostconf_t *host =
+        h2o_config_register_host(&srv->globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+    routes_register(srv, host);
+}
+
+static char *escaped(const char *s, void (*esc)(struct strbuf *, const char *, size_t))
+{
+    struct strbuf sb;
+    strbuf_init(&sb);
+    esc(&sb, s, strlen(s));
+    if (sb.oom || sb.data == NULL) {
+        strbuf_free(&sb);
+        return strdup("");
+    }
+    return sb.data;
+}
+
+static void log_startup(struct server *srv)
+{
+    char sync[32];
+    int v6 = strchr(srv->cfg.bind, ':') != NULL;
+    log_info("listening on http://%s%s%s:%u (threads %u, sync %s, counter %s = %llu, pod %s, "
+             "version %s, libvisits %s, libh2o %s)",
+             v6 ? "[" : "", srv->cfg.bind, v6 ? "]" : "", srv->port, srv->cfg.threads,
+             config_sync_name(&srv->cfg, sync, sizeof(sync)), srv->cfg.counter_path,
+             (unsigned long long)committer_value(srv->committer), srv->cfg.pod_name,
+             VISITS_VERSION_STRING, visits_version_string(), H2O_VERSION);
+}
+
+static int run_until_signal(struct server *srv, sigset_t *sigs)
+{
+    int sig;
+    while (sigwait(sigs, &sig) != 0)
+        ;
+    uint64_t t0 = now_ms();
+    log_info("received %s: stopping (no new connections; in-flight requests finish)",
+             sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    committer_set_draining(srv->committer);
+    atomic_store(&srv->stopping, 1);
+    for (size_t i = 0; i < srv->nworkers; i++)
+        h2o_multithread_send_message(&srv->workers[i]->wakeup, NULL);
+    for (size_t i = 0; i < srv->nworkers; i++)
+        pthread_join(srv->workers[i]->tid, NULL);
+    close(srv->listen_fd);
+
+    uint64_t value = 0;
+    int err = committer_stop(srv->committer, t0 + STOP_LIMIT_MS, &value);
+    if (err == -ETIMEDOUT) {
+        log_error("%s: the counter was not flushed within %d ms of the signal; exiting",
+                  srv->cfg.counter_path, STOP_LIMIT_MS);
+        return 1;
+    }
+    if (err != 0) {
+        log_error("%s: final write failed: %s; acknowledged visits may be lost",
+                  srv->cfg.counter_path, visits_strerror(err));
+        return 1;
+    }
+    log_info("stopped after %llu ms: counter %s = %llu flushed; exit 0",
+             (unsigned long long)(now_ms() - t0), srv->cfg.counter_path, (unsigned long long)value);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    struct server *srv = &server;
+    int rc = config_parse(&srv->cfg, argc, argv);
+    if (rc != CONFIG_RUN) {
+        fflush(stdout);
+        config_free(&srv->cfg);
+        return rc;
+    }
+    srv->start_time = (double)realtime_ns() / 1e9;
+    srv->listen_fd = -1;
+    srv->pod_json = escaped(srv->cfg.pod_name, strbuf_json);
+    srv->pod_html = escaped(srv->cfg.pod_name, strbuf_html);
+
+    /* Signals are taken by sigwait() in this thread only; the threads inherit the mask. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (check_data_dir(&srv->cfg) != 0 || open_counter(srv) != 0 || open_listener(srv) != 0)
+        return 1;
+    setup_h2o(srv);
+    int err = committer_start(srv->committer);
+    if (err == 0)
+        err = start_workers(srv);
+    if (err != 0) {
+        log_error("cannot start threads: %s", strerror(-err));
+        return 1;
+    }
+    log_startup(srv);
+    rc = run_until_signal(srv, &sigs);
+    return rc;
+}

@@ -1,0 +1,126 @@
+/*
+ * metrics.c: per-thread request counters and the Prometheus text exposition (format
+ * 0.0.4). Each event loop writes only its own struct thread_metrics; a scrape sums them.
+ */
+#include "server.h"
+
+#include <inttypes.h>
+#include <string.h>
+
+static const int status_codes[METRICS_STATUS_COUNT - 1] = {200, 304, 400, 404, 405, 408,
+                                                           413, 414, 431, 500, 503};
+static const double duration_le[METRICS_DURATION_BUCKETS - 1] = {
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5};
+
+static int status_index(int status)
+{
+    for (int i = 0; i < METRICS_STATUS_COUNT - 1; i++)
+        if (status_codes[i] == status)
+            return i;
+    return METRICS_STATUS_COUNT - 1;
+}
+
+void metrics_observe(struct thread_metrics *m, int route, int method, int status,
+                     uint64_t duration_ns)
+{
+    counter_add(&m->requests[route][method][status_index(status)], 1);
+    double s = (double)duration_ns / 1e9;
+    int b = 0;
+    while (b < METRICS_DURATION_BUCKETS - 1 && s > duration_le[b])
+        b++;
+    counter_add(&m->duration_bucket[route][b], 1);
+    counter_add(&m->duration_ns_sum[route], duration_ns);
+    counter_add(&m->duration_count[route], 1);
+}
+
+static const char *route_label(int route)
+{
+    return route < ROUTE_COUNT ? server_routes[route].path : "unknown";
+}
+
+static void render_requests(struct server *srv, struct strbuf *sb)
+{
+    strbuf_puts(sb, "# HELP visits_http_requests_total HTTP requests answered, by route "
+                    "(\"unknown\" for no route), method and status.\n"
+                    "# TYPE visits_http_requests_total counter\n");
+    for (int r = 0; r <= ROUTE_COUNT; r++) {
+        for (int m = 0; m < METHOD_COUNT; m++) {
+            for (int s = 0; s < METRICS_STATUS_COUNT; s++) {
+                uint64_t n = 0;
+                for (size_t w = 0; w < srv->nworkers; w++)
+                    n += counter_get(&srv->workers[w]->metrics.requests[r][m][s]);
+                if (n == 0)
+                    continue;
+                char status[8];
+                if (s < METRICS_STATUS_COUNT - 1)
+                    snprintf(status, sizeof(status), "%d", status_codes[s]);
+                else
+                    snprintf(status, sizeof(status), "other");
+                strbuf_printf(sb,
+                              "visits_http_requests_total{route=\"%s\",method=\"%s\","
+                              "status=\"%s\"} %" PRIu64 "\n",
+                              route_label(r), method_name(m), status, n);
+            }
+        }
+    }
+}
+
+static void render_durations(struct server *srv, struct strbuf *sb)
+{
+    strbuf_puts(sb, "# HELP visits_http_request_duration_seconds Time from the start of a "
+                    "request to the end of its response, by route.\n"
+                    "# TYPE visits_http_request_duration_seconds histogram\n");
+    for (int r = 0; r <= ROUTE_COUNT; r++) {
+        uint64_t count = 0, ns = 0, cum = 0;
+        for (size_t w = 0; w < srv->nworkers; w++) {
+            count += counter_get(&srv->workers[w]->metrics.duration_count[r]);
+            ns += counter_get(&srv->workers[w]->metrics.duration_ns_sum[r]);
+        }
+        if (count == 0 && r == ROUTE_COUNT)
+            continue;
+        for (int b = 0; b < METRICS_DURATION_BUCKETS; b++) {
+            for (size_t w = 0; w < srv->nworkers; w++)
+                cum += counter_get(&srv->workers[w]->metrics.duration_bucket[r][b]);
+            char le[16];
+            if (b < METRICS_DURATION_BUCKETS - 1)
+                snprintf(le, sizeof(le), "%g", duration_le[b]);
+            else
+                snprintf(le, sizeof(le), "+Inf");
+            strbuf_printf(sb,
+                          "visits_http_request_duration_seconds_bucket{route=\"%s\",le=\"%s\"} "
+                          "%" PRIu64 "\n",
+                          route_label(r), le, cum);
+        }
+        /* Buckets and count were read at slightly different moments: the count is the
+         * +Inf bucket, so the series stay coherent. */
+        count = cum;
+        strbuf_printf(sb,
+                      "visits_http_request_duration_seconds_sum{route=\"%s\"} %.9f\n"
+                      "visits_http_request_duration_seconds_count{route=\"%s\"} %" PRIu64 "\n",
+                      route_label(r), (double)ns / 1e9, route_label(r), count);
+    }
+}
+
+void metrics_render(struct server *srv, struct strbuf *sb)
+{
+    strbuf_printf(sb,
+                  "# HELP visits_total Value of the visit counter (visits counted so far).\n"
+                  "# TYPE visits_total counter\n"
+                  "visits_total %" PRIu64 "\n",
+                  committer_value(srv->committer));
+    render_requests(srv, sb);
+    render_durations(srv, sb);
+    committer_metrics(srv->committer, sb);
+    char sync[32];
+    strbuf_printf(sb,
+                  "# HELP visits_build_info Versions of visits-server, libvisits and libh2o.\n"
+                  "# TYPE visits_build_info gauge\n"
+                  "visits_build_info{version=\"%s\",libvisits=\"%s\",libh2o=\"%s\","
+                  "sync=\"%s\"} 1\n"
+                  "# HELP process_start_time_seconds Start time of the process since the "
+                  "epoch.\n"
+                  "# TYPE process_start_time_seconds gauge\n"
+                  "process_start_time_seconds %.3f\n",
+                  VISITS_VERSION_STRING, visits_version_string(), H2O_VERSION,
+                  config_sync_name(&srv->cfg, sync, sizeof(sync)), srv->start_time);
+}

@@ -1,0 +1,223 @@
+/*
+ * server.h: internals of visits-server shared between its files.
+ *
+ * main.c owns the configuration, the listener, the threads and the signals; routes.c owns
+ * the route table and the handlers; committer.c owns the counter and the only thread that
+ * writes it; metrics.c and accesslog.c observe every request. Event-loop threads never
+ * touch the disk: they hand visits to the committer and get the values back through
+ * h2o's multithread queue.
+ */
+#ifndef VISITS_SERVER_H
+#define VISITS_SERVER_H
+
+#include <h2o.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <visits.h>
+
+#define SERVER_NAME "visits-server"
+
+/* ---- config.c ------------------------------------------------------------------------ */
+struct server_config {
+    char bind[64];       /* numeric IPv4 or IPv6 address */
+    unsigned port;       /* 0: the kernel picks a free port */
+    char *data_dir;      /* malloc'd */
+    char *counter_path;  /* malloc'd: data_dir + "/visits" */
+    unsigned threads;    /* event-loop threads */
+    visits_options opts; /* sync mode and interval */
+    char pod_name[254];
+};
+
+enum { CONFIG_RUN = -1 };
+/* Fills cfg from the environment, then argv (flags win). Returns CONFIG_RUN to go on, or
+ * an exit status (0 after --help/--version/--print-routes, 2 after a usage error, with
+ * a one-line reason printed on stderr). */
+int config_parse(struct server_config *cfg, int argc, char **argv);
+void config_free(struct server_config *cfg);
+/* "always" or "interval:MS" into buf. */
+const char *config_sync_name(const struct server_config *cfg, char *buf, size_t size);
+/* Number of CPUs this process may run on (at least 1). */
+unsigned config_cpu_count(void);
+
+/* ---- text.c: growable strings and escaping ------------------------------------------- */
+struct strbuf {
+    char *data;
+    size_t len;
+    size_t cap;
+    int oom; /* an allocation failed: contents are truncated */
+};
+void strbuf_init(struct strbuf *sb);
+void strbuf_free(struct strbuf *sb);
+void strbuf_add(struct strbuf *sb, const char *s, size_t len);
+void strbuf_puts(struct strbuf *sb, const char *s);
+#if defined(__GNUC__)
+__attribute__((format(printf, 2, 3)))
+#endif
+void strbuf_printf(struct strbuf *sb, const char *fmt, ...);
+/* Appends s as the inside of a JSON string (quotes not included). */
+void strbuf_json(struct strbuf *sb, const char *s, size_t len);
+/* Appends s escaped for HTML text and attribute values. */
+void strbuf_html(struct strbuf *sb, const char *s, size_t len);
+/* Appends s with bytes outside printable ASCII, '"' and '\\' as \xNN (log lines). */
+void strbuf_logsafe(struct strbuf *sb, const char *s, size_t len);
+
+/* One line on stdout ("visits-server: ...") or stderr, written with one write(2). */
+#if defined(__GNUC__)
+__attribute__((format(printf, 1, 2)))
+#endif
+void log_info(const char *fmt, ...);
+#if defined(__GNUC__)
+__attribute__((format(printf, 1, 2)))
+#endif
+void log_error(const char *fmt, ...);
+
+/* ---- routes.c ------------------------------------------------------------------------ */
+enum route_id { ROUTE_ROOT, ROUTE_VISITS, ROUTE_HEALTH, ROUTE_READY, ROUTE_METRICS, ROUTE_COUNT };
+#define ROUTE_NONE ROUTE_COUNT /* unknown path (404), a metrics label too */
+
+enum method_id {
+    METHOD_GET,
+    METHOD_HEAD,
+    METHOD_POST,
+    METHOD_PUT,
+    METHOD_DELETE,
+    METHOD_PATCH,
+    METHOD_OPTIONS,
+    METHOD_OTHER,
+    METHOD_COUNT
+};
+#define METHOD_BIT(m) (1u << (m))
+
+struct route {
+    const char *path;
+    unsigned methods;    /* METHOD_BIT()s */
+    const char *purpose; /* one word */
+};
+/* The route table: the router, --print-routes, the HTML links and the metrics labels all
+ * read it. Indexed by enum route_id. */
+extern const struct route server_routes[ROUTE_COUNT];
+
+int route_lookup(const char *path, size_t len); /* enum route_id or ROUTE_NONE */
+int method_lookup(const char *name, size_t len);
+const char *method_name(int method);
+/* "GET,HEAD" style into buf (sep "," or ", "). */
+const char *route_methods(const struct route *r, const char *sep, char *buf, size_t size);
+void routes_print(FILE *out);
+
+struct server;
+/* Registers the single catch-all handler and the access logger on hostconf. */
+void routes_register(struct server *srv, h2o_hostconf_t *hostconf);
+/* Receiver callback of struct worker.replies: answers the visits the committer finished. */
+void routes_on_replies(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages);
+
+/* ---- committer.c --------------------------------------------------------------------- */
+/* A visit handed to the committer. The committer sets value/err and sends it back to
+ * reply_to (the event loop that submitted it). */
+struct visit_wait {
+    h2o_multithread_message_t super; /* first: the message sent back */
+    struct visit_wait *next;         /* committer queue */
+    h2o_multithread_receiver_t *reply_to;
+    uint64_t value;
+    int err;
+};
+
+struct committer;
+struct committer_view {
+    int ready;        /* 1 when the last write succeeded and no shutdown is under way */
+    char reason[256]; /* why not ready */
+};
+/* Opens the counter (exit-1 errors are returned: -errno or VISITS_E*). */
+int committer_open(struct committer **out, const char *path, const visits_options *opts);
+int committer_start(struct committer *c);
+/* Loop threads: queue one visit. Never blocks on the disk. */
+void committer_submit(struct committer *c, struct visit_wait *w);
+/* Last value known: committed (always) or acknowledged (interval). Never blocks. */
+uint64_t committer_value(struct committer *c);
+void committer_view(struct committer *c, struct committer_view *out);
+/* Marks the counter not ready for the given reason (shutdown). */
+void committer_set_draining(struct committer *c);
+/* Writes the metrics of the committer (histograms and library stats). */
+void committer_metrics(struct committer *c, struct strbuf *sb);
+/* Stops the thread after the queue is drained, closes the counter (flushing interval
+ * mode). Gives up waiting at deadline_ms (CLOCK_MONOTONIC) and returns -ETIMEDOUT. */
+int committer_stop(struct committer *c, uint64_t deadline_ms, uint64_t *final_value);
+void committer_free(struct committer *c);
+
+/* ---- metrics.c ----------------------------------------------------------------------- */
+#define METRICS_STATUS_COUNT 12
+#define METRICS_DURATION_BUCKETS 12
+struct thread_metrics {
+    /* Written only by the owning event loop, read by any (relaxed atomics). */
+    atomic_uint_fast64_t requests[ROUTE_COUNT + 1][METHOD_COUNT][METRICS_STATUS_COUNT];
+    atomic_uint_fast64_t duration_bucket[ROUTE_COUNT + 1][METRICS_DURATION_BUCKETS];
+    atomic_uint_fast64_t duration_ns_sum[ROUTE_COUNT + 1];
+    atomic_uint_fast64_t duration_count[ROUTE_COUNT + 1];
+};
+void metrics_observe(struct thread_metrics *m, int route, int method, int status,
+                     uint64_t duration_ns);
+/* Renders the Prometheus text exposition of the whole server. */
+void metrics_render(struct server *srv, struct strbuf *sb);
+
+/* Single-writer increment of a relaxed atomic (a plain load and store). */
+static inline void counter_add(atomic_uint_fast64_t *x, uint64_t d)
+{
+    atomic_store_explicit(x, atomic_load_explicit(x, memory_order_relaxed) + d,
+                          memory_order_relaxed);
+}
+static inline uint64_t counter_get(atomic_uint_fast64_t *x)
+{
+    return atomic_load_explicit(x, memory_order_relaxed);
+}
+
+/* ---- accesslog.c --------------------------------------------------------------------- */
+#define ACCESSLOG_FLUSH_AT 4000 /* below PIPE_BUF: one write(2) is one atomic chunk */
+#define ACCESSLOG_LINE_MAX 8192
+struct accesslog {
+    char buf[ACCESSLOG_FLUSH_AT + ACCESSLOG_LINE_MAX];
+    size_t len;
+};
+/* Formats one request line into the worker's buffer (flushing when full). */
+void accesslog_request(struct accesslog *log, h2o_req_t *req, int status, uint64_t duration_ns);
+void accesslog_flush(struct accesslog *log);
+
+/* ---- main.c -------------------------------------------------------------------------- */
+struct worker {
+    struct server *srv;
+    size_t index;
+    pthread_t tid;
+    h2o_context_t ctx;
+    h2o_accept_ctx_t accept_ctx;
+    h2o_socket_t *listener;
+    h2o_multithread_receiver_t replies; /* visits coming back from the committer */
+    h2o_multithread_receiver_t wakeup;  /* pokes from the main thread */
+    size_t pending;                     /* visits submitted, reply not yet received */
+    int stopping;
+    uint64_t stop_deadline_ms;
+    struct thread_metrics metrics;
+    struct accesslog log;
+};
+
+struct server {
+    struct server_config cfg;
+    h2o_globalconf_t globalconf;
+    struct committer *committer;
+    struct worker **workers;
+    size_t nworkers;
+    int listen_fd;
+    unsigned port; /* effective port */
+    atomic_int stopping;
+    double start_time; /* seconds since the epoch */
+    char *pod_json;    /* the pod name escaped for JSON */
+    char *pod_html;    /* ... and for HTML */
+};
+
+/* The worker whose event loop runs ctx. */
+struct worker *worker_of(h2o_context_t *ctx);
+uint64_t now_ms(void);      /* CLOCK_MONOTONIC */
+uint64_t now_ns(void);      /* CLOCK_MONOTONIC */
+uint64_t realtime_ns(void); /* CLOCK_REALTIME */
+
+#endif /* VISITS_SERVER_H */

@@ -1,0 +1,182 @@
+/* text.c: growable strings, JSON/HTML/log escaping and one-line logging. */
+#include "server.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+void strbuf_init(struct strbuf *sb)
+{
+    memset(sb, 0, sizeof(*sb));
+}
+
+void strbuf_free(struct strbuf *sb)
+{
+    free(sb->data);
+    strbuf_init(sb);
+}
+
+static int reserve(struct strbuf *sb, size_t extra)
+{
+    if (sb->oom)
+        return -1;
+    if (sb->len + extra + 1 <= sb->cap)
+        return 0;
+    size_t cap = sb->cap != 0 ? sb->cap : 256;
+    while (cap < sb->len + extra + 1)
+        cap *= 2;
+    char *p = realloc(sb->data, cap);
+    if (p == NULL) {
+        sb->oom = 1;
+        return -1;
+    }
+    sb->data = p;
+    sb->cap = cap;
+    return 0;
+}
+
+void strbuf_add(struct strbuf *sb, const char *s, size_t len)
+{
+    if (reserve(sb, len) != 0)
+        return;
+    memcpy(sb->data + sb->len, s, len);
+    sb->len += len;
+    sb->data[sb->len] = '\0';
+}
+
+void strbuf_puts(struct strbuf *sb, const char *s)
+{
+    strbuf_add(sb, s, strlen(s));
+}
+
+void strbuf_printf(struct strbuf *sb, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char small[256];
+    int n = vsnprintf(small, sizeof(small), fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    if ((size_t)n < sizeof(small)) {
+        strbuf_add(sb, small, (size_t)n);
+        return;
+    }
+    if (reserve(sb, (size_t)n) != 0)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(sb->data + sb->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    sb->len += (size_t)n;
+}
+
+static const char hex[] = "0123456789abcdef";
+
+void strbuf_json(struct strbuf *sb, const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        char esc[6];
+        if (c == '"' || c == '\\') {
+            esc[0] = '\\';
+            esc[1] = (char)c;
+            strbuf_add(sb, esc, 2);
+        } else if (c < 0x20 || c == 0x7f) {
+            esc[0] = '\\';
+            esc[1] = 'u';
+            esc[2] = '0';
+            esc[3] = '0';
+            esc[4] = hex[c >> 4];
+            esc[5] = hex[c & 15];
+            strbuf_add(sb, esc, 6);
+        } else if (c >= 0x80) {
+            /* Input is not guaranteed UTF-8: keep JSON valid by escaping every high byte
+             * as the Latin-1 code point it would be. */
+            esc[0] = '\\';
+            esc[1] = 'u';
+            esc[2] = '0';
+            esc[3] = '0';
+            esc[4] = hex[c >> 4];
+            esc[5] = hex[c & 15];
+            strbuf_add(sb, esc, 6);
+        } else {
+            strbuf_add(sb, (const char *)&c, 1);
+        }
+    }
+}
+
+void strbuf_html(struct strbuf *sb, const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        switch (s[i]) {
+        case '&':
+            strbuf_puts(sb, "&amp;");
+            break;
+        case '<':
+            strbuf_puts(sb, "&lt;");
+            break;
+        case '>':
+            strbuf_puts(sb, "&gt;");
+            break;
+        case '"':
+            strbuf_puts(sb, "&quot;");
+            break;
+        case '\'':
+            strbuf_puts(sb, "&#39;");
+            break;
+        default:
+            strbuf_add(sb, s + i, 1);
+        }
+    }
+}
+
+void strbuf_logsafe(struct strbuf *sb, const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') {
+            char esc[4] = {'\\', 'x', hex[c >> 4], hex[c & 15]};
+            strbuf_add(sb, esc, 4);
+        } else {
+            strbuf_add(sb, (const char *)&c, 1);
+        }
+    }
+}
+
+static void log_line(int fd, const char *fmt, va_list ap)
+{
+    char line[1024];
+    size_t prefix = sizeof(SERVER_NAME ": ") - 1;
+    memcpy(line, SERVER_NAME ": ", prefix);
+    int n = vsnprintf(line + prefix, sizeof(line) - prefix - 1, fmt, ap);
+    if (n < 0)
+        return;
+    size_t len =
+        prefix + ((size_t)n < sizeof(line) - prefix - 1 ? (size_t)n : sizeof(line) - prefix - 2);
+    line[len++] = '\n';
+    for (size_t off = 0; off < len;) {
+        ssize_t w = write(fd, line + off, len - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return;
+        off += (size_t)w;
+    }
+}
+
+void log_info(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    log_line(STDOUT_FILENO, fmt, ap);
+    va_end(ap);
+}
+
+void log_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    log_line(STDERR_FILENO, fmt, ap);
+    va_end(ap);
+}
