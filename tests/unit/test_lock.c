@@ -1,0 +1,291 @@
+/*
+ * test_lock.c: the sibling lock file and stale temps (lock.c). The lock ".<name>.lock"
+ * is created beside the counter and serialises read-modify-write across processes;
+ * opening removes ".<name>.tmp-*" left by a crash and nothing else.
+ */
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static void test_lock_file_created(void **state)
+{
+    struct tu_fixture *fx = *state;
+    char lock[TU_PATH_MAX];
+    tu_join(lock, fx->dir, ".visits.lock");
+    visits_counter *c = NULL;
+    assert_int_equal(visits_open(fx->path, NULL, &c), 0);
+    struct stat st;
+    tu_lstat(lock, &st);
+    assert_true(S_ISREG(st.st_mode));
+    assert_int_equal(visits_incr(c, NULL), 0);
+    tu_assert_file_str(fx->path, "1\n");
+    assert_int_equal(visits_close(c), 0);
+    /* an existing lock file is reused, whatever it holds */
+    tu_write_file(lock, "junk", 4, 0600);
+    assert_int_equal(visits_open(fx->path, NULL, &c), 0);
+    assert_int_equal(visits_incr(c, NULL), 0);
+    assert_int_equal(visits_close(c), 0);
+    tu_assert_file_str(fx->path, "2\n");
+    tu_assert_no_temps(fx->dir);
+}
+
+/* The lock file for a counter with a long name: ".<name>.lock" must fit NAME_MAX (255). */
+static void test_long_name(void **state)
+{
+    struct tu_fixture *fx = *state;
+    char name[256];
+    memset(name, 'n', 240);
+    name[240] = '\0';
+    char path[TU_PATH_MAX], lock[TU_PATH_MAX];
+    tu_join(path, fx->dir, name);
+    visits_counter *c = NULL;
+    assert_int_equal(visits_open(path, NULL, &c), 0);
+    assert_int_equal(visits_incr(c, NULL), 0);
+    assert_int_equal(visits_close(c), 0);
+    tu_assert_file_str(path, "1\n");
+    char lockname[300];
+    snprintf(lockname, sizeof lockname, ".%s.lock", name);
+    assert_true(tu_exists(tu_join(lock, fx->dir, lockname)));
+    tu_assert_no_temps(fx->dir);
+}
+
+struct sibling {
+    const char *name;
+    int removed; /* 1: a stale temp of "visits", 0: must stay */
+};
+
+static const struct sibling siblings[] = {
+    {".visits.tmp-abc123", 1},
+    {".visits.tmp-XXXXXX", 1},
+    {".visits.tmp-0", 1},
+    {".visits.tmp-a.b-c", 1},
+    {".visits.tmpfoo", 0},
+    {".visits.tmp", 0},
+    {"visits.tmp-x", 0},
+    {".visits.tmp-", 1}, /* "*" matches the empty suffix too */
+    {".visits2.tmp-abc123", 0},
+    {".visit.tmp-abc123", 0},
+    {"..visits.tmp-abc123", 0},
+    {".other.tmp-abc123", 0},
+    {".visits.lock.tmp-abc123", 0},
+    {"x.visits.tmp-abc123", 0},
+    {".VISITS.tmp-abc123", 0},
+};
+
+static void make_siblings(const struct tu_fixture *fx)
+{
+    char p[TU_PATH_MAX];
+    for (size_t i = 0; i < sizeof siblings / sizeof siblings[0]; i++) {
+        tu_join(p, fx->dir, siblings[i].name);
+        tu_write_file(p, siblings[i].name, strlen(siblings[i].name), 0600);
+        tu_age(p);
+    }
+}
+
+static void check_siblings(const struct tu_fixture *fx)
+{
+    char p[TU_PATH_MAX];
+    for (size_t i = 0; i < sizeof siblings / sizeof siblings[0]; i++) {
+        tu_join(p, fx->dir, siblings[i].name);
+        if (siblings[i].removed) {
+            if (tu_exists(p))
+                fail_msg("stale temp %s was not removed", siblings[i].name);
+        } else {
+            if (!tu_exists(p))
+                fail_msg("%s is not a temp of \"visits\" but was removed", siblings[i].name);
+            tu_assert_file(p, siblings[i].name, strlen(siblings[i].name));
+        }
+    }
+}
+
+static void test_stale_temps_removed(void **state)
+{
+    struct tu_fixture *fx = *state;
+    tu_write_file(fx->path, "8\n", 2, 0644);
+    tu_age(fx->path);
+    struct stat before, after;
+    tu_lstat(fx->path, &before);
+    make_siblings(fx);
+    visits_counter *c = NULL;
+    assert_int_equal(visits_open(fx->path, NULL, &c), 0);
+    check_siblings(fx);
+    /* removing temps does not touch the counter */
+    tu_lstat(fx->path, &after);
+    tu_assert_same_stat(&before, &after);
+    uint64_t v = 0;
+    assert_int_equal(visits_incr(c, &v), 0);
+    assert_int_equal(v, 9);
+    assert_int_equal(visits_close(c), 0);
+    tu_assert_file_str(fx->path, "9\n");
+    check_siblings(fx);
+}
+
+/* Temps are removed even when the counter itself does not exist yet. */
+static void test_stale_temps_removed_missing_counter(void **state)
+{
+    struct tu_fixture *fx = *state;
+    make_siblings(fx);
+    visits_counter *c = NULL;
+    assert_int_equal(visits_open(fx->path, NULL, &c), 0);
+    check_siblings(fx);
+    assert_false(tu_exists(fx->path));
+    assert_int_equal(visits_close(c), 0);
+}
+
+/* A corrupt counter is refused; its stale temps do not matter to that. */
+static void test_stale_temps_beside_corrupt(void **state)
+{
+    struct tu_fixture *fx = *state;
+    tu_write_file(fx->path, "x\n", 2, 0644);
+    char tmp[TU_PATH_MAX];
+    tu_join(tmp, fx->dir, ".visits.tmp-123456");
+    tu_write_file(tmp, "9\n", 2, 0600);
+    visits_counter *c = NULL;
+    assert_int_equal(visits_open(fx->path, NULL, &c), VISITS_ECORRUPT);
+    tu_assert_file_str(fx->path, "x\n");
+}
+
+/* Stale temps of the target, not of the link name, are removed when opening by link. */
+static void test_stale_temps_of_symlink_target(void **state)
+{
+    struct tu_fixture *fx = *state;
+    char real[TU_PATH_MAX], p[TU_PATH_MAX];
+    tu_join(real, fx->dir, "real");
+    tu_write_file(real, "3\n", 2, 0644);
+    assert_int_equal(symlink("real", fx->path), 0);
+    tu_join(p, fx->dir, ".real.tmp-zzzzzz");
+    tu_write_file(p, "4\n", 2, 0600);
+    visits_counter *c = NULL;
+    assert_int_equal(visits_open(fx->path, NULL, &c), 0);
+    assert_false(tu_exists(p));
+    assert_int_equal(visits_close(c), 0);
+    tu_assert_file_str(real, "3\n");
+}
+
+/*
+ * Another process holds the lock while it replaces the file with 50 (as a second
+ * handle would in its write cycle). An increment started meanwhile waits for the lock
+ * and builds on the other process's value: 51, never 1.
+ */
+struct holder {
+    const char *dir;
+    const char *path;
+    int ready_fd;
+};
+
+static void test_lock_serialises_processes(void **state)
+{
+    struct tu_fixture *fx = *state;
+    char lock[TU_PATH_MAX];
+    tu_join(lock, fx->dir, ".visits.lock");
+    visits_counter *c = NULL;
+    assert_int_equal(visits_open(fx->path, NULL, &c), 0);
+
+    int ready[2];
+    assert_int_equal(pipe(ready), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(ready[0]);
+        int fd = open(lock, O_RDWR | O_CLOEXEC);
+        if (fd < 0 || flock(fd, LOCK_EX) != 0)
+            _exit(2);
+        /* the lock is held: tell the parent, then write 50 slowly */
+        if (write(ready[1], "x", 1) != 1)
+            _exit(3);
+        tu_sleep_ms(300);
+        char tmp[TU_PATH_MAX];
+        snprintf(tmp, sizeof tmp, "%s/other-writer", fx->dir);
+        int t = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (t < 0 || write(t, "50\n", 3) != 3 || fsync(t) != 0 || close(t) != 0)
+            _exit(4);
+        if (rename(tmp, fx->path) != 0)
+            _exit(5);
+        tu_sleep_ms(100);
+        _exit(flock(fd, LOCK_UN) == 0 ? 0 : 6);
+    }
+    close(ready[1]);
+    char b;
+    assert_int_equal(read(ready[0], &b, 1), 1);
+    close(ready[0]);
+    uint64_t t0 = tu_now_ms();
+    uint64_t v = 0;
+    assert_int_equal(visits_incr(c, &v), 0);
+    uint64_t waited = tu_now_ms() - t0;
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    assert_int_equal(v, 51);
+    assert_true(waited >= 250);
+    tu_assert_file_str(fx->path, "51\n");
+    assert_int_equal(visits_close(c), 0);
+    tu_assert_no_temps(fx->dir);
+}
+
+/* visits_set_file() takes the same lock. */
+static void test_set_file_waits_for_lock(void **state)
+{
+    struct tu_fixture *fx = *state;
+    char lock[TU_PATH_MAX];
+    tu_join(lock, fx->dir, ".visits.lock");
+    visits_counter *c = NULL;
+    assert_int_equal(visits_open(fx->path, NULL, &c), 0); /* creates the lock file */
+    assert_int_equal(visits_close(c), 0);
+    int fd = open(lock, O_RDWR | O_CLOEXEC);
+    assert_true(fd >= 0);
+    assert_int_equal(flock(fd, LOCK_EX), 0);
+    /* the lock is held by this open file description: a child's set_file must wait */
+    int ready[2];
+    assert_int_equal(pipe(ready), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(ready[0]);
+        close(fd); /* the parent keeps the lock */
+        int rc = visits_set_file(fx->path, 7, NULL, NULL);
+        _exit(rc == 0 ? 0 : 1);
+    }
+    close(ready[1]);
+    close(ready[0]);
+    tu_sleep_ms(300);
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, WNOHANG), 0); /* still waiting */
+    assert_false(tu_exists(fx->path));
+    assert_int_equal(flock(fd, LOCK_UN), 0);
+    close(fd);
+    uint64_t deadline = tu_now_ms() + 10000;
+    pid_t w;
+    while ((w = waitpid(pid, &status, WNOHANG)) == 0 && tu_now_ms() < deadline)
+        tu_sleep_ms(5);
+    if (w == 0) {
+        kill(pid, 9);
+        waitpid(pid, &status, 0);
+        fail_msg("visits_set_file did not finish after the lock was released");
+    }
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    tu_assert_file_str(fx->path, "7\n");
+    tu_assert_no_temps(fx->dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        TU_TEST(test_lock_file_created),          TU_TEST(test_long_name),
+        TU_TEST(test_stale_temps_removed),        TU_TEST(test_stale_temps_removed_missing_counter),
+        TU_TEST(test_stale_temps_beside_corrupt), TU_TEST(test_stale_temps_of_symlink_target),
+        TU_TEST(test_lock_serialises_processes),  TU_TEST(test_set_file_waits_for_lock),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
