@@ -473,6 +473,27 @@ static void test_set_file_missing_parent(void **state)
     assert_false(tu_exists(tu_join(nope, fx->dir, "nope")));
 }
 
+/* The operator lowers a counter that stood at UINT64_MAX: an open handle's next
+ * increment builds on the new value (no stale overflow refusal). */
+static void test_set_file_lowers_value_under_open_handle(void **state)
+{
+    struct tu_fixture *fx = *state;
+    tu_write_file(fx->path, "18446744073709551615\n", 21, 0644);
+    visits_counter *c = NULL;
+    assert_int_equal(visits_open(fx->path, NULL, &c), 0);
+    uint64_t v = 0;
+    assert_int_equal(visits_incr(c, &v), VISITS_EOVERFLOW);
+    assert_int_equal(visits_set_file(fx->path, 5, NULL, NULL), 0);
+    int rc = visits_incr(c, &v);
+    if (rc != 0)
+        fail_msg("after visits_set_file(5), visits_incr on the open handle = %d (%s), "
+                 "expected 0 and 6",
+                 rc, visits_strerror(rc));
+    assert_int_equal(v, 6);
+    tu_assert_file_str(fx->path, "6\n");
+    assert_int_equal(visits_close(c), 0);
+}
+
 /* Two handles in one process on one file see each other's increments. */
 static void test_two_handles_share_file(void **state)
 {
@@ -515,6 +536,7 @@ int main(void)
         TU_TEST(test_set_file_replaces_corrupt),
         TU_TEST(test_set_file_directory_refused),
         TU_TEST(test_set_file_missing_parent),
+        TU_TEST(test_set_file_lowers_value_under_open_handle),
         TU_TEST(test_two_handles_share_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

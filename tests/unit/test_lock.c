@@ -37,17 +37,30 @@ static void test_lock_file_created(void **state)
     tu_assert_no_temps(fx->dir);
 }
 
-/* The lock file for a counter with a long name: ".<name>.lock" must fit NAME_MAX (255). */
-static void test_long_name(void **state)
+/* Long names: the temp ".<name>.tmp-" + 12 random characters must fit NAME_MAX (255),
+ * so 237 characters is the longest name the library can write. That one works; a longer
+ * one is refused at open (-ENAMETOOLONG) instead of giving a handle that can never
+ * write. */
+static void check_long_name(struct tu_fixture *fx, size_t len, int expect_open)
 {
-    struct tu_fixture *fx = *state;
     char name[256];
-    memset(name, 'n', 240);
-    name[240] = '\0';
+    memset(name, 'n', len);
+    name[len] = '\0';
     char path[TU_PATH_MAX], lock[TU_PATH_MAX];
     tu_join(path, fx->dir, name);
     visits_counter *c = NULL;
-    assert_int_equal(visits_open(path, NULL, &c), 0);
+    int rc = visits_open(path, NULL, &c);
+    if (rc != expect_open) {
+        int rc2 = c ? visits_incr(c, NULL) : 0;
+        visits_close(c);
+        fail_msg("name of %zu characters: visits_open = %d, expected %d (an increment then "
+                 "gave %d)",
+                 len, rc, expect_open, rc2);
+    }
+    if (rc != 0) {
+        assert_null(c);
+        return;
+    }
     assert_int_equal(visits_incr(c, NULL), 0);
     assert_int_equal(visits_close(c), 0);
     tu_assert_file_str(path, "1\n");
@@ -55,6 +68,15 @@ static void test_long_name(void **state)
     snprintf(lockname, sizeof lockname, ".%s.lock", name);
     assert_true(tu_exists(tu_join(lock, fx->dir, lockname)));
     tu_assert_no_temps(fx->dir);
+}
+
+static void test_long_name(void **state)
+{
+    struct tu_fixture *fx = *state;
+    check_long_name(fx, 237, 0);
+    check_long_name(fx, 238, -ENAMETOOLONG);
+    check_long_name(fx, 249, -ENAMETOOLONG);
+    check_long_name(fx, 255, -ENAMETOOLONG);
 }
 
 struct sibling {
@@ -70,7 +92,7 @@ static const struct sibling siblings[] = {
     {".visits.tmpfoo", 0},
     {".visits.tmp", 0},
     {"visits.tmp-x", 0},
-    {".visits.tmp-", 1}, /* "*" matches the empty suffix too */
+    {".visits.tmp-", 0}, /* the library's temps always have a suffix */
     {".visits2.tmp-abc123", 0},
     {".visit.tmp-abc123", 0},
     {"..visits.tmp-abc123", 0},
@@ -153,6 +175,33 @@ static void test_stale_temps_beside_corrupt(void **state)
     tu_assert_file_str(fx->path, "x\n");
 }
 
+/* Something that is not a file but carries a temp's name (here a directory) cannot be
+ * a temp the library left: it stays, and it does not stop the counter from opening. */
+static void test_temp_named_directory_does_not_block_open(void **state)
+{
+    struct tu_fixture *fx = *state;
+    char odd[TU_PATH_MAX], stale[TU_PATH_MAX];
+    tu_join(odd, fx->dir, ".visits.tmp-dir");
+    assert_int_equal(mkdir(odd, 0755), 0);
+    tu_join(stale, fx->dir, ".visits.tmp-abc123");
+    tu_write_file(stale, "1\n", 2, 0600);
+    tu_write_file(fx->path, "3\n", 2, 0644);
+    visits_counter *c = NULL;
+    int rc = visits_open(fx->path, NULL, &c);
+    if (rc != 0)
+        fail_msg("a directory named .visits.tmp-dir makes visits_open fail: %d (%s)", rc,
+                 visits_strerror(rc));
+    uint64_t v = 0;
+    assert_int_equal(visits_incr(c, &v), 0);
+    assert_int_equal(v, 4);
+    assert_int_equal(visits_close(c), 0);
+    tu_assert_file_str(fx->path, "4\n");
+    assert_false(tu_exists(stale));
+    struct stat st;
+    tu_lstat(odd, &st);
+    assert_true(S_ISDIR(st.st_mode));
+}
+
 /* Stale temps of the target, not of the link name, are removed when opening by link. */
 static void test_stale_temps_of_symlink_target(void **state)
 {
@@ -189,6 +238,8 @@ static void test_lock_serialises_processes(void **state)
     visits_counter *c = NULL;
     assert_int_equal(visits_open(fx->path, NULL, &c), 0);
 
+    char tmp[TU_PATH_MAX];
+    tu_join(tmp, fx->dir, "other-writer");
     int ready[2];
     assert_int_equal(pipe(ready), 0);
     fflush(NULL);
@@ -203,8 +254,6 @@ static void test_lock_serialises_processes(void **state)
         if (write(ready[1], "x", 1) != 1)
             _exit(3);
         tu_sleep_ms(300);
-        char tmp[TU_PATH_MAX];
-        snprintf(tmp, sizeof tmp, "%s/other-writer", fx->dir);
         int t = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         if (t < 0 || write(t, "50\n", 3) != 3 || fsync(t) != 0 || close(t) != 0)
             _exit(4);
@@ -282,10 +331,15 @@ static void test_set_file_waits_for_lock(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        TU_TEST(test_lock_file_created),          TU_TEST(test_long_name),
-        TU_TEST(test_stale_temps_removed),        TU_TEST(test_stale_temps_removed_missing_counter),
-        TU_TEST(test_stale_temps_beside_corrupt), TU_TEST(test_stale_temps_of_symlink_target),
-        TU_TEST(test_lock_serialises_processes),  TU_TEST(test_set_file_waits_for_lock),
+        TU_TEST(test_lock_file_created),
+        TU_TEST(test_long_name),
+        TU_TEST(test_stale_temps_removed),
+        TU_TEST(test_stale_temps_removed_missing_counter),
+        TU_TEST(test_stale_temps_beside_corrupt),
+        TU_TEST(test_stale_temps_of_symlink_target),
+        TU_TEST(test_temp_named_directory_does_not_block_open),
+        TU_TEST(test_lock_serialises_processes),
+        TU_TEST(test_set_file_waits_for_lock),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -154,9 +154,11 @@ long tu_read_file(const char *path, char *buf, size_t cap)
 
 void tu_assert_file_at(const char *path, const void *bytes, size_t len, const char *file, int line)
 {
-    char buf[4096];
-    long got = tu_read_file(path, buf, sizeof buf);
+    char *buf = malloc(len + 1);
+    assert_non_null(buf);
+    long got = tu_read_file(path, buf, len + 1); /* one more: a longer file shows */
     if (got < 0) {
+        free(buf);
         fail_msg("%s:%d: %s is missing, expected %zu bytes", file, line, path, len);
     }
     if ((size_t)got != len || memcmp(buf, bytes, len) != 0) {
@@ -170,9 +172,11 @@ void tu_assert_file_at(const char *path, const void *bytes, size_t len, const ch
                 k += (size_t)snprintf(shown + k, sizeof shown - k, "\\x%02x", ch);
         }
         shown[k] = '\0';
-        fail_msg("%s:%d: %s holds %ld bytes \"%s\", expected %zu other bytes", file, line, path,
-                 got, shown, len);
+        free(buf);
+        fail_msg("%s:%d: %s holds %ld%s bytes \"%s\", expected %zu other bytes", file, line, path,
+                 got, (size_t)got > len ? "+" : "", shown, len);
     }
+    free(buf);
 }
 
 int tu_count_temps(const char *dir)
