@@ -1,0 +1,67 @@
+#!/bin/sh
+# ctest driver of the deploy tests (label "deploy").
+#   run.sh npm                  install tests/deploy/node_modules from the lockfile if missing
+#   run.sh render DIR KIND...   kubectl kustomize DIR renders, with at least these kinds
+#   run.sh check ARGS...        node check-manifests.mjs ARGS...
+# A missing tool skips the test loudly (exit 77), except under CI=true, where it fails.
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+
+skip() {
+    if [ "${CI:-}" = true ]; then
+        echo "FAIL: $* (CI=true: the deploy tests may not be skipped)" >&2
+        exit 1
+    fi
+    echo "SKIP: $*" >&2
+    exit 77
+}
+need() {
+    for t in "$@"; do
+        command -v "$t" >/dev/null 2>&1 || skip "$t not found in PATH (apt-get install $t)"
+    done
+}
+
+mode=$1
+shift
+case $mode in
+npm)
+    need node npm
+    # One installer at a time, also across build directories sharing this source tree.
+    exec 9>"$here/.npm-install.lock"
+    flock 9
+    if [ -f "$here/node_modules/.package-lock.json" ] &&
+        [ ! "$here/package-lock.json" -nt "$here/node_modules/.package-lock.json" ]; then
+        echo "node_modules is up to date"
+        exit 0
+    fi
+    cd "$here"
+    npm ci --no-audit --no-fund --loglevel=error
+    ;;
+render)
+    need kubectl
+    dir=$1
+    shift
+    out=$(KUBECONFIG=/dev/null kubectl kustomize "$dir")
+    for kind in "$@"; do
+        printf '%s\n' "$out" | grep -qx "kind: $kind" || {
+            echo "FAIL: $dir renders no $kind" >&2
+            exit 1
+        }
+    done
+    echo "$dir renders $(printf '%s\n' "$out" | grep -c '^kind: ') objects: $*"
+    ;;
+check)
+    need kubectl node
+    [ -d "$here/node_modules" ] || skip "$here/node_modules missing (run: $0 npm)"
+    for a in "$@"; do
+        case $a in
+        MISSING-SERVER) skip "visits-server is not built (VISITS_BUILD_SERVER=OFF): cannot ask it for its routes" ;;
+        esac
+    done
+    exec node "$here/check-manifests.mjs" "$@"
+    ;;
+*)
+    echo "run.sh: unknown mode $mode" >&2
+    exit 2
+    ;;
+esac
