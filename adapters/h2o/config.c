@@ -201,13 +201,9 @@ static int finish(struct server_config *cfg)
 int config_parse(struct server_config *cfg, int argc, char **argv)
 {
     int rc = set_defaults(cfg);
+    int given[NUM_OPTIONS] = {0};
     if (rc != CONFIG_RUN)
         return rc;
-    for (size_t i = 0; i < NUM_OPTIONS; i++) {
-        const char *v = getenv(options[i].env);
-        if (v != NULL && (rc = options[i].set(cfg, options[i].env, v)) != CONFIG_RUN)
-            return rc;
-    }
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
         if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
@@ -223,27 +219,34 @@ int config_parse(struct server_config *cfg, int argc, char **argv)
             routes_print(stdout);
             return 0;
         }
-        const struct option_def *opt = NULL;
+        size_t opt = NUM_OPTIONS;
         const char *value = NULL;
-        for (size_t j = 0; j < NUM_OPTIONS && opt == NULL; j++) {
+        for (size_t j = 0; j < NUM_OPTIONS && opt == NUM_OPTIONS; j++) {
             size_t flen = strlen(options[j].flag);
             if (strcmp(arg, options[j].flag) == 0) {
-                opt = &options[j];
+                opt = j;
                 if (i + 1 >= argc) {
                     fprintf(stderr, SERVER_NAME ": %s: missing value (see --help)\n", arg);
                     return 2;
                 }
                 value = argv[++i];
             } else if (strncmp(arg, options[j].flag, flen) == 0 && arg[flen] == '=') {
-                opt = &options[j];
+                opt = j;
                 value = arg + flen + 1;
             }
         }
-        if (opt == NULL) {
+        if (opt == NUM_OPTIONS) {
             fprintf(stderr, SERVER_NAME ": unknown option '%s' (see --help)\n", arg);
             return 2;
         }
-        if ((rc = opt->set(cfg, opt->flag, value)) != CONFIG_RUN)
+        if ((rc = options[opt].set(cfg, options[opt].flag, value)) != CONFIG_RUN)
+            return rc;
+        given[opt] = 1;
+    }
+    /* The environment fills in what no flag gave (a flag wins, even over a bad value). */
+    for (size_t i = 0; i < NUM_OPTIONS; i++) {
+        const char *v = getenv(options[i].env);
+        if (!given[i] && v != NULL && (rc = options[i].set(cfg, options[i].env, v)) != CONFIG_RUN)
             return rc;
     }
     return finish(cfg);

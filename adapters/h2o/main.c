@@ -267,11 +267,12 @@ static int run_until_signal(struct server *srv, sigset_t *sigs)
              sig == SIGTERM ? "SIGTERM" : "SIGINT");
     committer_set_draining(srv->committer);
     atomic_store(&srv->stopping, 1);
+    /* The socket stops listening once this and every thread's duplicate are closed. */
+    close(srv->listen_fd);
     for (size_t i = 0; i < srv->nworkers; i++)
         h2o_multithread_send_message(&srv->workers[i]->wakeup, NULL);
     for (size_t i = 0; i < srv->nworkers; i++)
         pthread_join(srv->workers[i]->tid, NULL);
-    close(srv->listen_fd);
 
     uint64_t value = 0;
     int err = committer_stop(srv->committer, t0 + STOP_LIMIT_MS, &value);

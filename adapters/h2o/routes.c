@@ -93,6 +93,10 @@ static void respond(h2o_req_t *req, int status, const char *reason, const char *
                     const char *body, size_t len)
 {
     static h2o_generator_t generator = {NULL, NULL};
+    /* libh2o decides keep-alive when the request arrives; a request that was in flight
+     * at the signal must still end its connection. */
+    if (req->conn->ctx->shutdown_requested)
+        req->http1_is_persistent = 0;
     req->res.status = status;
     req->res.reason = reason;
     req->res.content_length = len;
