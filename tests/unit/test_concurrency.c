@@ -26,7 +26,8 @@ struct worker {
     int rc;           /* first error */
     int backwards;    /* a visits_read() lower than a value this thread got */
     uint64_t deadline_ms;
-    int start_fd; /* read end of a pipe closed by the main thread: a start line */
+    int start_fd;       /* read end of a pipe closed by the main thread: a start line */
+    size_t pause_every; /* sleep 1 ms after this many calls (0: never) */
 };
 
 static void *worker_main(void *p)
@@ -48,6 +49,8 @@ static void *worker_main(void *p)
         }
         w->values[i] = v;
         w->done++;
+        if (w->pause_every != 0 && i % w->pause_every == w->pause_every - 1)
+            tu_sleep_ms(1);
         if (i % 97 == 0) {
             uint64_t r = 0;
             if (visits_read(w->c, &r) != 0 || r < v)
@@ -75,7 +78,7 @@ static void assert_exactly_once(const uint64_t *values, size_t n, uint64_t total
 
 /* nthreads threads x per increments on one handle opened with opts. */
 static void run_threads(struct tu_fixture *fx, const visits_options *opts, size_t nthreads,
-                        size_t per)
+                        size_t per, size_t pause_every)
 {
     visits_counter *c = NULL;
     assert_int_equal(visits_open(fx->path, opts, &c), 0);
@@ -89,8 +92,12 @@ static void run_threads(struct tu_fixture *fx, const visits_options *opts, size_
     assert_int_equal(pipe(start), 0);
     uint64_t t0 = tu_now_ns();
     for (size_t i = 0; i < nthreads; i++) {
-        w[i] =
-            (struct worker){c, values + i * per, per, 0, 0, 0, tu_now_ms() + DEADLINE_MS, start[0]};
+        w[i] = (struct worker){.c = c,
+                               .values = values + i * per,
+                               .n = per,
+                               .deadline_ms = tu_now_ms() + DEADLINE_MS,
+                               .start_fd = start[0],
+                               .pause_every = pause_every};
         assert_int_equal(pthread_create(&th[i], NULL, worker_main, &w[i]), 0);
     }
     close(start[1]); /* go */
@@ -129,6 +136,9 @@ static void run_threads(struct tu_fixture *fx, const visits_options *opts, size_
         /* group commit: concurrent callers shared cycles */
         assert_true(st.batch_max > 1);
         assert_true(st.cycles < total);
+    } else {
+        /* the flusher wrote while the threads were still incrementing */
+        assert_true(st.cycles >= 2);
     }
     free(values);
     free(th);
@@ -137,7 +147,7 @@ static void run_threads(struct tu_fixture *fx, const visits_options *opts, size_
 
 static void test_threads_always(void **state)
 {
-    run_threads(*state, NULL, 8, 10000);
+    run_threads(*state, NULL, 8, 10000, 0);
 }
 
 static void test_threads_interval(void **state)
@@ -146,7 +156,9 @@ static void test_threads_interval(void **state)
     visits_options_init(&o);
     o.sync = VISITS_SYNC_INTERVAL;
     o.interval_ms = 5;
-    run_threads(*state, &o, 4, 5000);
+    /* paced (1 ms pause every 50 calls, ~100 ms a thread) so that the flusher runs
+     * many cycles while the threads increment */
+    run_threads(*state, &o, 4, 5000, 50);
 }
 
 /* ---- processes ------------------------------------------------------------------------ */
@@ -171,8 +183,11 @@ static int proc_main(const struct proc_arg *a)
     struct worker w[NTHREAD];
     pthread_t th[NTHREAD];
     for (int i = 0; i < NTHREAD; i++) {
-        w[i] = (struct worker){c, values + i * PER_THREAD,   PER_THREAD, 0, 0,
-                               0, tu_now_ms() + DEADLINE_MS, a->start_fd};
+        w[i] = (struct worker){.c = c,
+                               .values = values + i * PER_THREAD,
+                               .n = PER_THREAD,
+                               .deadline_ms = tu_now_ms() + DEADLINE_MS,
+                               .start_fd = a->start_fd};
         if (pthread_create(&th[i], NULL, worker_main, &w[i]) != 0)
             return 11;
     }

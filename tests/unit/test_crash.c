@@ -95,7 +95,7 @@ static void test_sigkill_loop(void **state)
             rounds_with_values++;
         if (on_disk == last + 1)
             rounds_in_flight++;
-        int temps = tu_count_temps(fx->dir);
+        int temps = tu_count_temps(fx->dir, 0);
         if (temps > 0)
             temps_left++;
 

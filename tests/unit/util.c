@@ -179,7 +179,7 @@ void tu_assert_file_at(const char *path, const void *bytes, size_t len, const ch
     free(buf);
 }
 
-int tu_count_temps(const char *dir)
+int tu_count_temps(const char *dir, int verbose)
 {
     DIR *d = opendir(dir);
     assert_non_null(d);
@@ -187,7 +187,8 @@ int tu_count_temps(const char *dir)
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
         if (e->d_name[0] == '.' && strstr(e->d_name, ".tmp-") != NULL) {
-            fprintf(stderr, "temp file left: %s/%s\n", dir, e->d_name);
+            if (verbose)
+                fprintf(stderr, "temp file left: %s/%s\n", dir, e->d_name);
             count++;
         }
     }

@@ -52,9 +52,9 @@ void tu_assert_file_at(const char *path, const void *bytes, size_t len, const ch
 #define tu_assert_file_str(path, s) tu_assert_file(path, s, strlen(s))
 
 /* Number of entries of dir whose name starts with "." and contains ".tmp-": temp files
- * of any counter in that directory. */
-int tu_count_temps(const char *dir);
-#define tu_assert_no_temps(dir) assert_int_equal(tu_count_temps(dir), 0)
+ * of any counter in that directory. With verbose, each is named on stderr. */
+int tu_count_temps(const char *dir, int verbose);
+#define tu_assert_no_temps(dir) assert_int_equal(tu_count_temps(dir, 1), 0)
 
 /* 1 if something (a dangling symlink included) exists at path, else 0 (lstat). */
 int tu_exists(const char *path);
