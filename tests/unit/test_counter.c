@@ -114,8 +114,6 @@ static void test_read_sees_external_writes(void **state)
     assert_int_equal(visits_close(c), 0);
 }
 
-/* ---- interval mode -------------------------------------------------------------------- */
-
 typedef int (*fsync_fn)(int);
 static fsync_fn real_fsync;
 static unsigned slow_fsync_ms;
@@ -125,6 +123,51 @@ static int slow_fsync(int fd)
     tu_sleep_ms(slow_fsync_ms);
     return real_fsync(fd);
 }
+
+struct incr_arg {
+    visits_counter *c;
+    uint64_t value;
+    int rc;
+};
+
+static void *incr_thread(void *p)
+{
+    struct incr_arg *a = p;
+    a->rc = visits_incr(a->c, &a->value);
+    return NULL;
+}
+
+/* visits_read() never waits for a write cycle in progress: with every fsync taking
+ * 300 ms, a read during an increment returns at once with the last known value. */
+static void test_read_does_not_wait_for_cycle(void **state)
+{
+    struct tu_fixture *fx = *state;
+    tu_write_file(fx->path, "7\n", 2, 0644);
+    visits_counter *c = NULL;
+    assert_int_equal(visits_open(fx->path, NULL, &c), 0);
+    slow_fsync_ms = 300;
+    fsync_fn mine = slow_fsync;
+    tu_install("fsync", &mine, &real_fsync);
+    struct incr_arg a = {c, 0, -1};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, incr_thread, &a), 0);
+    tu_sleep_ms(100); /* the cycle is now in its first fsync */
+    uint64_t t0 = tu_now_ns(), v = 0;
+    assert_int_equal(visits_read(c, &v), 0);
+    uint64_t took = tu_now_ns() - t0;
+    assert_int_equal(pthread_join(th, NULL), 0);
+    print_message("visits_read during a 600 ms cycle took %.3f ms\n", (double)took / 1e6);
+    assert_true(took < 100u * 1000000u);
+    assert_int_equal(v, 7);
+    assert_int_equal(a.rc, 0);
+    assert_int_equal(a.value, 8);
+    assert_int_equal(visits_read(c, &v), 0);
+    assert_int_equal(v, 8);
+    assert_int_equal(visits_close(c), 0);
+    tu_assert_file_str(fx->path, "8\n");
+}
+
+/* ---- interval mode -------------------------------------------------------------------- */
 
 /* Increments return at once, even while the background write is stuck in a slow fsync. */
 static void test_interval_returns_at_once(void **state)
@@ -357,6 +400,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         TU_TEST(test_always_values_and_stats),
         TU_TEST(test_read_sees_external_writes),
+        TU_TEST(test_read_does_not_wait_for_cycle),
         TU_TEST(test_interval_returns_at_once),
         TU_TEST(test_interval_written_within_interval),
         TU_TEST(test_interval_close_flushes),

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +27,9 @@ static void child_loop(const char *path, int out_fd)
     visits_counter *c = NULL;
     if (visits_open(path, NULL, &c) != 0)
         _exit(2);
+    uint64_t ready = 0; /* values start at 1: 0 says the counter is open */
+    if (write(out_fd, &ready, sizeof ready) != (ssize_t)sizeof ready)
+        _exit(4);
     uint64_t deadline = tu_now_ms() + 10000; /* the parent kills us long before */
     while (tu_now_ms() < deadline) {
         uint64_t v = 0;
@@ -59,7 +63,21 @@ static void test_sigkill_loop(void **state)
             child_loop(fx->path, fds[1]);
         }
         close(fds[1]);
+        /* Most rounds count the delay from the moment the child has the counter open,
+         * so that the kill lands among increments even on a slow (valgrind) run; every
+         * fifth counts from the fork, so some kills land inside visits_open. */
         unsigned delay = 1 + (unsigned)rand() % 30;
+        int from_fork = round % 5 == 4;
+        if (!from_fork) {
+            struct pollfd pfd = {fds[0], POLLIN, 0};
+            uint64_t ready = 1;
+            if (poll(&pfd, 1, 20000) != 1 || read(fds[0], &ready, sizeof ready) != sizeof ready ||
+                ready != 0) {
+                kill(pid, SIGKILL);
+                waitpid(pid, NULL, 0);
+                fail_msg("round %d: the child did not open the counter", round);
+            }
+        }
         tu_sleep_ms(delay);
         assert_int_equal(kill(pid, SIGKILL), 0);
         int status = 0;
@@ -72,6 +90,8 @@ static void test_sigkill_loop(void **state)
         uint64_t last = prev, v = 0, count = 0;
         ssize_t n;
         while ((n = read(fds[0], &v, sizeof v)) == (ssize_t)sizeof v) {
+            if (v == 0 && from_fork && count == 0)
+                continue; /* the ready marker, not read in this round */
             if (v <= last && count > 0)
                 fail_msg("round %d: child got %" PRIu64 " after %" PRIu64, round, v, last);
             if (count == 0 && v != prev + 1)
@@ -118,8 +138,11 @@ static void test_sigkill_loop(void **state)
     print_message("%d kills: final value %" PRIu64 ", %d rounds with acknowledged values, "
                   "%d with an unreported increment on disk, %d left a temp\n",
                   ROUNDS, prev, rounds_with_values, rounds_in_flight, temps_left);
-    /* the test only means something if the child really got to increment */
-    assert_true(rounds_with_values >= ROUNDS / 2);
+    /* the test only means something if the child really got to increment (valgrind
+     * makes the first increment slow: ~20 of 50 rounds there, ~49 natively) and some
+     * kills landed inside a write cycle */
+    assert_true(rounds_with_values >= ROUNDS / 5);
+    assert_true(rounds_in_flight + temps_left > 0);
     char expect[32];
     snprintf(expect, sizeof expect, "%" PRIu64 "\n", prev);
     tu_assert_file_str(fx->path, expect);

@@ -397,6 +397,65 @@ static void test_flock_eintr_retried(void **state)
     assert_int_equal(visits_close(c), 0);
 }
 
+/* ---- reading the file fails --------------------------------------------------------- */
+
+typedef ssize_t (*read_fn)(int, void *, size_t);
+static read_fn real_read;
+static int read_errno; /* fail every read with this */
+static int read_eintr; /* this many EINTR first */
+
+static ssize_t fake_read(int fd, void *buf, size_t len)
+{
+    if (__atomic_load_n(&read_eintr, __ATOMIC_SEQ_CST) > 0) {
+        __atomic_fetch_sub(&read_eintr, 1, __ATOMIC_SEQ_CST);
+        errno = EINTR;
+        return -1;
+    }
+    int err = __atomic_load_n(&read_errno, __ATOMIC_SEQ_CST);
+    if (err != 0) {
+        errno = err;
+        return -1;
+    }
+    return real_read(fd, buf, len > 1 ? 1 : len); /* and short reads */
+}
+
+/* EIO reading the counter fails the increment with -EIO and writes nothing; EINTR and
+ * short reads are retried. */
+static void test_read_faults(void **state)
+{
+    struct tu_fixture *fx = *state;
+    tu_write_file(fx->path, "41\n", 3, 0644);
+    tu_age(fx->path);
+    struct stat before, after;
+    tu_lstat(fx->path, &before);
+    read_fn mine = fake_read;
+    tu_install("read", &mine, &real_read);
+    __atomic_store_n(&read_eintr, 2, __ATOMIC_SEQ_CST);
+    visits_counter *c = NULL;
+    assert_int_equal(visits_open(fx->path, NULL, &c), 0);
+    uint64_t v = 0;
+    assert_int_equal(visits_read(c, &v), 0);
+    assert_int_equal(v, 41);
+    __atomic_store_n(&read_errno, EIO, __ATOMIC_SEQ_CST);
+    assert_int_equal(visits_incr(c, &v), -EIO);
+    assert_int_equal(visits_read(c, &v), -EIO);
+    assert_int_equal(visits_read_file(fx->path, &v, NULL), -EIO);
+    assert_int_equal(visits_set_file(fx->path, 9, NULL, NULL), -EIO);
+    tu_lstat(fx->path, &after);
+    tu_assert_same_stat(&before, &after);
+    tu_assert_no_temps(fx->dir);
+    __atomic_store_n(&read_errno, 0, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&read_eintr, 3, __ATOMIC_SEQ_CST);
+    assert_int_equal(visits_incr(c, &v), 0);
+    assert_int_equal(v, 42);
+    tu_assert_file_str(fx->path, "42\n");
+    visits_stats st;
+    assert_int_equal(visits_get_stats(c, &st), 0);
+    assert_int_equal(st.failed, 0);
+    assert_int_equal(visits_close(c), 0);
+    tu_assert_no_temps(fx->dir);
+}
+
 /* ---- failures before the rename: nothing changes -------------------------------------- */
 
 enum fault {
@@ -823,6 +882,7 @@ int main(void)
         TU_TEST(test_short_writes),
         TU_TEST(test_write_eintr_retried),
         TU_TEST(test_flock_eintr_retried),
+        TU_TEST(test_read_faults),
         TU_TEST(test_faults_before_rename),
         TU_TEST(test_set_file_faults),
         TU_TEST(test_fchmod_failure),
