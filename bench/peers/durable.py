@@ -1,0 +1,205 @@
+#!/usr/bin/env python3
+"""Durable increments per second vs concurrent writers: libvisits (always), the naive
+one-at-a-time replace, SQLite (UPDATE per transaction, WAL, synchronous=FULL) and Redis
+(INCR, appendonly, appendfsync always, redis-benchmark on loopback), on one disk, in one
+run, interleaved, several rounds; medians, ratios and a gnuplot PNG.
+
+usage: durable.py --bin BUILD/bench/peers/durable [--dir DIR] [--out OUT]
+                  [--writers 1,4,16,64,256] [--seconds 3] [--rounds 3]
+                  [--systems libvisits,naive,sqlite,redis]
+
+DIR (default ./bench-data) holds the counters: put it on the disk you want to measure.
+OUT (default ./bench-results) receives durable.tsv (every run), durable.md (the tables)
+and durable.png. Prints the tables too.
+"""
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
+
+SYSTEMS = ["libvisits", "naive", "sqlite", "redis"]
+LABEL = {
+    "libvisits": "libvisits (always)",
+    "naive": "naive replace",
+    "sqlite": "SQLite WAL FULL",
+    "redis": "Redis AOF always",
+}
+
+
+class Redis:
+    """A private redis-server: AOF on, fsync before every reply, no RDB snapshots."""
+
+    def __init__(self, data_dir):
+        self.dir = os.path.join(data_dir, "redis")
+        shutil.rmtree(self.dir, ignore_errors=True)
+        os.makedirs(self.dir)
+        self.port = common.free_port()
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+             "--dir", self.dir, "--appendonly", "yes", "--appendfsync", "always",
+             "--save", "", "--protected-mode", "no", "--daemonize", "no",
+             "--logfile", os.path.join(self.dir, "redis.log")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        common.wait_port(self.port, proc=self.proc)
+        for _ in range(100):  # until it serves (it may still be loading)
+            if common.sh(["redis-cli", "-p", str(self.port), "ping"]) == "PONG":
+                break
+            time.sleep(0.05)
+        got = common.sh(["redis-cli", "-p", str(self.port), "config", "get", "appendfsync"])
+        if got.split()[-1:] != ["always"]:
+            raise SystemExit(f"bench: redis-server does not run with appendfsync always: {got}")
+        self.total = 0
+
+    def value(self):
+        out = common.sh(["redis-cli", "-p", str(self.port), "get", "counter:__rand_int__"])
+        return int(out) if out.isdigit() else 0
+
+    def bench(self, clients, n):
+        out = common.sh(["redis-benchmark", "-h", "127.0.0.1", "-p", str(self.port),
+                         "-c", str(clients), "-n", str(n), "-t", "incr", "--csv"],
+                        check=True, timeout=600)
+        for line in out.splitlines():
+            cells = [c.strip('"') for c in line.split('","')]
+            if cells and cells[0].strip('"') == "INCR":
+                self.total += n
+                return float(cells[1])
+        raise SystemExit(f"bench: no INCR line in redis-benchmark output: {out[-300:]}")
+
+    def run(self, clients, seconds):
+        """About `seconds` of INCR from `clients` connections: a short pilot sizes -n."""
+        pilot = min(max(500, 100 * clients), 20000)
+        rate = self.bench(clients, pilot)
+        n = max(pilot, int(rate * seconds))
+        rate = self.bench(clients, n)
+        if self.value() != self.total:
+            raise SystemExit(f"bench: redis counter {self.value()} != {self.total} INCRs sent")
+        return rate
+
+    def stop(self):
+        common.sh(["redis-cli", "-p", str(self.port), "shutdown", "nosave"])
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def run_c(binary, system, writers, seconds, data_dir):
+    out = common.sh([binary, system, str(writers), str(seconds), data_dir], check=True,
+                    timeout=600)
+    f = out.split()
+    if len(f) != 6 or f[0] != system:
+        raise SystemExit(f"bench: unexpected output of {binary}: {out}")
+    num = lambda s: float(s) if s != "-" else float("nan")  # noqa: E731
+    return float(f[2]), num(f[3]), num(f[4])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--bin", required=True, help="path of the durable helper")
+    ap.add_argument("--dir", default="bench-data")
+    ap.add_argument("--out", default="bench-results")
+    ap.add_argument("--writers", default="1,4,16,64,256")
+    ap.add_argument("--seconds", type=float, default=3.0)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--systems", default=",".join(SYSTEMS))
+    args = ap.parse_args()
+
+    writers = [int(w) for w in args.writers.split(",")]
+    systems = [s for s in args.systems.split(",") if s]
+    for s in systems:
+        if s not in SYSTEMS:
+            raise SystemExit(f"bench: unknown system '{s}' (known: {', '.join(SYSTEMS)})")
+    if "redis" in systems:
+        missing = [t for t in ("redis-server", "redis-benchmark", "redis-cli")
+                   if shutil.which(t) is None]
+        if missing:
+            raise SystemExit(f"bench: missing {' '.join(missing)} "
+                             "(Debian: redis-server redis-tools)")
+    os.makedirs(args.dir, exist_ok=True)
+    os.makedirs(args.out, exist_ok=True)
+    data_dir = os.path.abspath(args.dir)
+
+    redis_v = common.version_of(["redis-server", "--version"], r"v=(\S+)")
+    redis_b = common.version_of(["redis-benchmark", "--version"])
+    env = common.machine_lines(data_dir) + [
+        f"versions: {common.sh([args.bin, '--version'])}, "
+        f"Redis {redis_v} ({redis_b})",
+        f"{args.rounds} rounds x {len(writers)} writer counts x {len(systems)} systems, "
+        f"{args.seconds:g} s each, systems interleaved (order rotated each round)",
+    ]
+    load_before = common.loadavg()
+    t0 = time.time()
+    tsv = open(os.path.join(args.out, "durable.tsv"), "w")
+    tsv.write("round\tsystem\twriters\tincr_per_s\tcycles_per_s\tmean_batch\tload1\n")
+    res = {}  # (system, writers) -> [(rate, cycles, batch)]
+    loads = []
+    for rnd in range(args.rounds):
+        redis = Redis(data_dir) if "redis" in systems else None
+        try:
+            for w in writers:
+                order = systems[rnd % len(systems):] + systems[:rnd % len(systems)]
+                for s in order:
+                    if s == "redis":
+                        r = (redis.run(w, args.seconds), float("nan"), float("nan"))
+                    else:
+                        r = run_c(args.bin, s, w, args.seconds, data_dir)
+                    load = common.loadavg()
+                    loads.append(float(load))
+                    res.setdefault((s, w), []).append(r)
+                    tsv.write(f"{rnd + 1}\t{s}\t{w}\t{r[0]:.1f}\t{r[1]:.1f}\t{r[2]:.2f}\t"
+                              f"{load}\n")
+                    tsv.flush()
+                    print(f"round {rnd + 1} {s:9} {w:4} writers: {r[0]:10.0f} incr/s "
+                          f"(load {load})", file=sys.stderr, flush=True)
+        finally:
+            if redis:
+                redis.stop()
+    tsv.close()
+    elapsed = time.time() - t0
+
+    med = {k: common.median([r[0] for r in v]) for k, v in res.items()}
+    header = ["writers"] + [LABEL[s] for s in systems]
+    peers = [s for s in systems if s != "libvisits"]
+    if "libvisits" in systems:
+        header += [f"libvisits / {p}" for p in peers] + ["libvisits fsync cycles/s",
+                                                          "mean batch"]
+    rows = []
+    for w in writers:
+        row = [w] + [common.fmt_num(med.get((s, w), float("nan"))) for s in systems]
+        if "libvisits" in systems:
+            lv = med[("libvisits", w)]
+            row += [common.fmt_ratio(lv, med[(p, w)]) for p in peers]
+            runs = res[("libvisits", w)]
+            row += [common.fmt_num(common.median([r[1] for r in runs])),
+                    common.fmt_num(common.median([r[2] for r in runs]))]
+        rows.append(row)
+    spreads = [common.spread([r[0] for r in v]) for v in res.values()]
+    noise = (f"load average (1 min) {load_before} before, {min(loads):.2f}-{max(loads):.2f} "
+             f"during; median spread between rounds (max-min)/median "
+             f"{common.median(spreads) * 100:.0f}%, worst {max(spreads) * 100:.0f}%; "
+             f"total {elapsed / 60:.1f} min")
+    table = common.md_table(header, rows)
+    png = os.path.join(args.out, "durable.png")
+    why = common.gnuplot(png, "Durable increments/s vs concurrent writers (one counter)",
+                         "concurrent writers", "durable increments per second",
+                         [(LABEL[s], [(w, med[(s, w)]) for w in writers]) for s in systems],
+                         xtics=writers)
+    md = "\n".join(["## Durable increments per second (median of rounds)", "",
+                    *[f"- {line}" for line in env], f"- noise: {noise}", "", table, "",
+                    f"Plot: {png}" if why is None else f"No plot: {why}", ""])
+    with open(os.path.join(args.out, "durable.md"), "w") as f:
+        f.write(md)
+    print(md)
+
+
+if __name__ == "__main__":
+    main()
