@@ -3,6 +3,8 @@
 #   run.sh npm                  install tests/deploy/node_modules from the lockfile if missing
 #   run.sh render DIR KIND...   kubectl kustomize DIR renders, with at least these kinds
 #   run.sh check ARGS...        node check-manifests.mjs ARGS...
+#   run.sh docs SRC FILE...     every deploy/... path the files name exists, and every
+#                               `kubectl apply -k DIR` they show renders
 # A missing tool skips the test loudly (exit 77), except under CI=true, where it fails.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
@@ -59,6 +61,29 @@ check)
         esac
     done
     exec node "$here/check-manifests.mjs" "$@"
+    ;;
+docs)
+    need kubectl
+    src=$1
+    shift
+    status=0
+    for f in "$@"; do
+        for p in $(grep -o 'deploy/[A-Za-z0-9_./-]*' "$f" | sed 's/[.]*$//' | sort -u); do
+            [ -e "$src/$p" ] || {
+                echo "FAIL: $f names $p, which does not exist" >&2
+                status=1
+            }
+        done
+        for d in $(sed -n 's/.*kubectl apply -k \(deploy\/[A-Za-z0-9_./-]*\).*/\1/p' "$f" | sort -u); do
+            if KUBECONFIG=/dev/null kubectl kustomize "$src/$d" >/dev/null; then
+                echo "$f: kubectl apply -k $d renders"
+            else
+                echo "FAIL: $f: kubectl apply -k $d does not render" >&2
+                status=1
+            fi
+        done
+    done
+    exit $status
     ;;
 *)
     echo "run.sh: unknown mode $mode" >&2
