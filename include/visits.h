@@ -108,7 +108,9 @@ typedef struct visits_counter visits_counter;
  *   open; the counter is the final target, and writes replace that file in its own
  *   directory, so the link stays a link. A dangling link names the file to create.
  * - A sibling lock file ".<name>.lock" is created next to the target (the directory
- *   must be writable). Temp files ".<name>.tmp-*" left there by a crash are removed.
+ *   must be writable). Regular files ".<name>.tmp-<suffix>" (temps left there by a crash)
+ *   are removed, best effort. The target's name may have at most 237 bytes, so that its
+ *   temps fit in NAME_MAX (-ENAMETOOLONG otherwise).
  *
  * Thread safety: the handle may be used by any number of threads at once (but not
  * concurrently with visits_close()). Several handles, in this or other processes, may

@@ -230,9 +230,8 @@ static int load(visits_counter *c)
 
     if ((err = visits__lock(c->lockfd)) != 0)
         return err;
-    err = visits__remove_stale_temps(c->dirfd, c->loc.name);
-    if (err == 0)
-        err = visits__read_at(c->dirfd, c->loc.name, &c->value, &exists, NULL, NULL);
+    visits__remove_stale_temps(c->dirfd, c->loc.name);
+    err = visits__read_at(c->dirfd, c->loc.name, &c->value, &exists, NULL, NULL);
     visits__unlock(c->lockfd);
     return err;
 }
@@ -300,7 +299,9 @@ int visits_add(visits_counter *c, uint64_t n, uint64_t *value_out)
     total = total_queued(c, &overflow);
     if (c->failed)
         err = VISITS_EFAILED;
-    else if (overflow || n > UINT64_MAX - total)
+    else if (c->opts.sync == VISITS_SYNC_ALWAYS && n > UINT64_MAX - (c->pending + c->inflight))
+        err = VISITS_EOVERFLOW; /* the cycle checks against the file's current value */
+    else if (c->opts.sync == VISITS_SYNC_INTERVAL && (overflow || n > UINT64_MAX - total))
         err = VISITS_EOVERFLOW;
     else if (c->opts.sync == VISITS_SYNC_INTERVAL) {
         /* Acknowledge at once; the committer writes it. A background error is reported

@@ -125,7 +125,7 @@ int visits_set_file(const char *path, uint64_t value, const visits_options *opts
     err = visits__replace(dirfd, loc.name, value, (mode_t)opts->mode,
                           prev.state == -ENOENT ? -1 : (int)(st.st_mode & 07777), &fatal);
     if (err == 0)
-        err = visits__remove_stale_temps(dirfd, loc.name);
+        visits__remove_stale_temps(dirfd, loc.name);
 Unlock:
     visits__unlock(lockfd);
 Exit:

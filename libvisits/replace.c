@@ -28,10 +28,10 @@ static int write_all(int fd, const char *buf, size_t len)
 }
 
 /* A fresh suffix for the temp name: random where the kernel gives it, else time-based. */
-static void temp_suffix(char out[13])
+static void temp_suffix(char out[VISITS__TEMP_SUFFIX_LEN + 1])
 {
     static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
-    unsigned char rnd[12];
+    unsigned char rnd[VISITS__TEMP_SUFFIX_LEN];
     size_t i;
 
     if (getrandom(rnd, sizeof(rnd), GRND_NONBLOCK) != (ssize_t)sizeof(rnd)) {
@@ -44,7 +44,7 @@ static void temp_suffix(char out[13])
     }
     for (i = 0; i < sizeof(rnd); i++)
         out[i] = alphabet[rnd[i] % (sizeof(alphabet) - 1)];
-    out[12] = '\0';
+    out[VISITS__TEMP_SUFFIX_LEN] = '\0';
 }
 
 static int create_temp(int dirfd, const char *name, mode_t mode, char *tmp, size_t size,
@@ -52,7 +52,7 @@ static int create_temp(int dirfd, const char *name, mode_t mode, char *tmp, size
 {
     int attempt, prefix = visits__temp_prefix(name, tmp, size);
 
-    if (prefix < 0 || (size_t)prefix + 13 > size)
+    if (prefix < 0 || (size_t)prefix + VISITS__TEMP_SUFFIX_LEN + 1 > size)
         return -ENAMETOOLONG;
     for (attempt = 0; attempt < 16; attempt++) {
         int fd;

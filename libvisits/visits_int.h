@@ -68,8 +68,10 @@ int visits__replace(int dirfd, const char *name, uint64_t value, mode_t create_m
 int visits__lock_open(int dirfd, const char *name, mode_t mode, int *lockfd_out);
 int visits__lock(int lockfd); /* exclusive, blocking, EINTR retried */
 int visits__unlock(int lockfd);
-/* Removes temps ".<name>.tmp-*" in dirfd; call with the lock held. */
-int visits__remove_stale_temps(int dirfd, const char *name);
+/* Removes regular files ".<name>.tmp-?*" in dirfd, best effort; call with the lock held. */
+void visits__remove_stale_temps(int dirfd, const char *name);
+/* Characters of random suffix after the temp prefix. */
+#define VISITS__TEMP_SUFFIX_LEN 12
 /* The temp-name prefix ".<name>.tmp-" into buf; returns its length or -ENAMETOOLONG. */
 int visits__temp_prefix(const char *name, char *buf, size_t size);
 
