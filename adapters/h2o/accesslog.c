@@ -93,10 +93,19 @@ void accesslog_request(struct accesslog *log, h2o_req_t *req, int status, uint64
     size_t plen = h2o_stringify_protocol_version(proto, req->version);
     put(&o, " ", 1);
     put(&o, proto, plen);
-    char nums[96];
-    int n = snprintf(nums, sizeof(nums), "\" %d %zu %" PRIu64 ".%06" PRIu64 " \"", status,
-                     req->bytes_sent, duration_ns / 1000000000u, duration_ns / 1000u % 1000000u);
-    put(&o, nums, n > 0 ? (size_t)n : 0);
+    char nums[96], *q = nums;
+    *q++ = '"';
+    *q++ = ' ';
+    q = format_u64(q, status > 0 ? (uint64_t)status : 0);
+    *q++ = ' ';
+    q = format_u64(q, req->bytes_sent);
+    *q++ = ' ';
+    q = format_u64(q, duration_ns / 1000000000u);
+    *q++ = '.';
+    q = format_u64_width(q, duration_ns / 1000u % 1000000u, 6);
+    *q++ = ' ';
+    *q++ = '"';
+    put(&o, nums, (size_t)(q - nums));
     ssize_t ua = h2o_find_header(&req->headers, H2O_TOKEN_USER_AGENT, -1);
     if (ua != -1)
         put_escaped(&o, req->headers.entries[ua].value.base, req->headers.entries[ua].value.len);

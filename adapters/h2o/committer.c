@@ -14,15 +14,17 @@
 #include "server.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#define REFRESH_MS 1000     /* idle re-read of the counter (external changes, stats) */
-#define BACKOFF_MIN_MS 50   /* first retry after a failure */
-#define BACKOFF_MAX_MS 2000 /* slowest retry */
+#define REFRESH_MS 1000        /* idle re-read of the counter (external changes, stats) */
+#define BACKOFF_MIN_MS 50      /* first retry after a failure */
+#define BACKOFF_MAX_MS 2000    /* slowest retry */
+#define GATHER_MAX_NS 1000000u /* longest wait for a batch to fill (see gather()) */
 
 #define COMMIT_BUCKETS 13
 static const double commit_le[COMMIT_BUCKETS - 1] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
@@ -41,6 +43,7 @@ struct committer {
     pthread_cond_t cv;
     struct visit_wait *head, *tail;
     size_t queued;
+    size_t want; /* submit wakes the committer when queued reaches this (or at 1) */
     int stop;
 
     atomic_uint_fast64_t value; /* last committed (always) / acknowledged (interval) */
@@ -57,6 +60,8 @@ struct committer {
     uint64_t backoff_ms;
     uint64_t next_probe_ms;
     uint64_t next_refresh_ms;
+    size_t expect;            /* visits likely to arrive soon (see gather()) */
+    uint64_t gather_until_ns; /* ... but wait for them no longer than this */
 
     /* metrics: written by the committer thread only */
     atomic_uint_fast64_t commit_bucket[COMMIT_BUCKETS];
@@ -135,8 +140,10 @@ void committer_submit(struct committer *c, struct visit_wait *w)
         c->head = w;
     c->tail = w;
     c->queued++;
+    int wake = c->queued == 1 || c->queued >= c->want;
     pthread_mutex_unlock(&c->mu);
-    pthread_cond_signal(&c->cv);
+    if (wake)
+        pthread_cond_signal(&c->cv);
 }
 
 /* ---- the committer thread ------------------------------------------------------------- */
@@ -281,11 +288,34 @@ static void tick(struct committer *c)
     c->next_refresh_ms = now + REFRESH_MS;
 }
 
+/*
+ * Group commit gathers: the clients answered by a cycle usually come back with their next
+ * visit within a fraction of a cycle. Starting the next cycle at once with only the
+ * visits that arrived meanwhile splits the clients into two groups that alternate, each
+ * waiting for two cycles. So, in always mode, the next cycle waits (with c->mu held by the
+ * caller) until as many visits are queued as the last cycle carried plus those queued
+ * during it, but never longer than half a cycle after the last one ended. Under light
+ * load the expectation is met by the first visit and nothing waits.
+ */
+static void gather(struct committer *c)
+{
+    if (c->opts.sync != VISITS_SYNC_ALWAYS || c->queued >= c->expect)
+        return;
+    uint64_t until = c->gather_until_ns;
+    struct timespec ts = {(time_t)(until / 1000000000u), (long)(until % 1000000000u)};
+    c->want = c->expect;
+    while (c->queued < c->want && !c->stop && now_ns() < until &&
+           pthread_cond_timedwait(&c->cv, &c->mu, &ts) != ETIMEDOUT)
+        ;
+    c->want = SIZE_MAX;
+}
+
 static void *committer_main(void *arg)
 {
     struct committer *c = arg;
     c->next_refresh_ms = now_ms() + REFRESH_MS;
     pthread_mutex_lock(&c->mu);
+    c->want = SIZE_MAX;
     for (;;) {
         if (c->head == NULL && !c->stop) {
             uint64_t wake = c->last_err != 0 ? c->next_probe_ms : c->next_refresh_ms;
@@ -294,17 +324,25 @@ static void *committer_main(void *arg)
                    pthread_cond_timedwait(&c->cv, &c->mu, &ts) != ETIMEDOUT)
                 ;
         }
+        if (c->head != NULL && !c->stop)
+            gather(c);
         struct visit_wait *batch = c->head;
         size_t n = c->queued;
         int stop = c->stop;
         c->head = c->tail = NULL;
         c->queued = 0;
         pthread_mutex_unlock(&c->mu);
+        uint64_t t0 = now_ns();
         if (batch != NULL)
             commit(c, batch, n);
         else if (!stop)
             tick(c);
+        uint64_t t1 = now_ns(), half = (t1 - t0);
         pthread_mutex_lock(&c->mu);
+        if (batch != NULL) {
+            c->expect = n + c->queued;
+            c->gather_until_ns = t1 + (half < GATHER_MAX_NS ? half : GATHER_MAX_NS);
+        }
         if (stop && c->head == NULL)
             break;
     }

@@ -111,6 +111,17 @@ static void respond(h2o_req_t *req, int status, const char *reason, const char *
     }
 }
 
+/* The event loop's reusable buffer for building a body (copied into the request's pool
+ * when sent), emptied. */
+static struct strbuf *scratch(h2o_req_t *req)
+{
+    struct strbuf *sb = &worker_of(req->conn->ctx)->scratch;
+    if (sb->oom || sb->cap > SCRATCH_KEEP)
+        strbuf_free(sb);
+    sb->len = 0;
+    return sb;
+}
+
 static void respond_sb(h2o_req_t *req, int status, const char *reason, const char *type,
                        struct strbuf *sb)
 {
@@ -120,22 +131,25 @@ static void respond_sb(h2o_req_t *req, int status, const char *reason, const cha
     } else {
         respond(req, status, reason, type, sb->data != NULL ? sb->data : "", sb->len);
     }
-    strbuf_free(sb);
+    sb->len = 0;
 }
 
 static void respond_error(h2o_req_t *req, int status, const char *reason, const char *message)
 {
-    struct strbuf sb;
-    strbuf_init(&sb);
-    strbuf_printf(&sb, "{\"status\":%d,\"error\":\"", status);
-    strbuf_json(&sb, message, strlen(message));
-    strbuf_puts(&sb, "\"}\n");
-    respond_sb(req, status, reason, "application/json", &sb);
+    struct strbuf *sb = scratch(req);
+    strbuf_printf(sb, "{\"status\":%d,\"error\":\"", status);
+    strbuf_json(sb, message, strlen(message));
+    strbuf_puts(sb, "\"}\n");
+    respond_sb(req, status, reason, "application/json", sb);
 }
 
 static void json_visits(struct strbuf *sb, struct server *srv, uint64_t value)
 {
-    strbuf_printf(sb, "{\"visits\":%" PRIu64 ",\"pod\":\"%s\"}\n", value, srv->pod_json);
+    strbuf_puts(sb, "{\"visits\":");
+    strbuf_u64(sb, value);
+    strbuf_puts(sb, ",\"pod\":\"");
+    strbuf_puts(sb, srv->pod_json);
+    strbuf_puts(sb, "\"}\n");
 }
 
 /* ---- content negotiation for GET / ------------------------------------------------------ */
@@ -223,28 +237,12 @@ static int wants_json(h2o_req_t *req)
     return qj > 0 && qj > qh;
 }
 
-static void respond_page(h2o_req_t *req, uint64_t value)
+/* The part of the HTML page after the visit line: links to the other routes. */
+static char *page_tail(void)
 {
-    struct server *srv = server_of(req);
     struct strbuf sb;
     strbuf_init(&sb);
-    add_header(req, H2O_TOKEN_VARY, "Accept");
-    if (wants_json(req)) {
-        json_visits(&sb, srv, value);
-        respond_sb(req, 200, "OK", "application/json", &sb);
-        return;
-    }
-    time_t now = time(NULL);
-    struct tm tm;
-    char when[32];
-    gmtime_r(&now, &tm);
-    strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm);
-    strbuf_printf(&sb,
-                  "<!DOCTYPE html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\">"
-                  "<title>Visit %" PRIu64 "</title></head>\n<body>\n"
-                  "<h1>Visit number %" PRIu64 "</h1>\n"
-                  "<p>Served by pod <strong>%s</strong> at <time>%s</time>.</p>\n<ul>\n",
-                  value, value, srv->pod_html, when);
+    strbuf_puts(&sb, "<ul>\n");
     for (int r = 0; r < ROUTE_COUNT; r++) {
         if (r == ROUTE_ROOT)
             continue;
@@ -252,7 +250,39 @@ static void respond_page(h2o_req_t *req, uint64_t value)
                       server_routes[r].path, server_routes[r].purpose);
     }
     strbuf_puts(&sb, "</ul>\n</body>\n</html>\n");
-    respond_sb(req, 200, "OK", "text/html; charset=utf-8", &sb);
+    return sb.oom ? NULL : sb.data;
+}
+
+static void respond_page(h2o_req_t *req, uint64_t value)
+{
+    struct worker *w = worker_of(req->conn->ctx);
+    struct server *srv = w->srv;
+    struct strbuf *sb = scratch(req);
+    add_header(req, H2O_TOKEN_VARY, "Accept");
+    if (wants_json(req)) {
+        json_visits(sb, srv, value);
+        respond_sb(req, 200, "OK", "application/json", sb);
+        return;
+    }
+    time_t now = time(NULL);
+    if (now != w->page_second) { /* formatted once a second per thread */
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        strftime(w->page_when, sizeof(w->page_when), "%Y-%m-%d %H:%M:%S UTC", &tm);
+        w->page_second = now;
+    }
+    strbuf_puts(sb, "<!DOCTYPE html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\">"
+                    "<title>Visit ");
+    strbuf_u64(sb, value);
+    strbuf_puts(sb, "</title></head>\n<body>\n<h1>Visit number ");
+    strbuf_u64(sb, value);
+    strbuf_puts(sb, "</h1>\n<p>Served by pod <strong>");
+    strbuf_puts(sb, srv->pod_html);
+    strbuf_puts(sb, "</strong> at <time>");
+    strbuf_puts(sb, w->page_when);
+    strbuf_puts(sb, "</time>.</p>\n");
+    strbuf_puts(sb, srv->page_tail);
+    respond_sb(req, 200, "OK", "text/html; charset=utf-8", sb);
 }
 
 /* ---- GET /: one visit through the committer ----------------------------------------- */
@@ -325,10 +355,9 @@ void routes_on_replies(h2o_multithread_receiver_t *receiver, h2o_linklist_t *mes
 static void handle_visits(h2o_req_t *req)
 {
     struct server *srv = server_of(req);
-    struct strbuf sb;
-    strbuf_init(&sb);
-    json_visits(&sb, srv, committer_value(srv->committer));
-    respond_sb(req, 200, "OK", "application/json", &sb);
+    struct strbuf *sb = scratch(req);
+    json_visits(sb, srv, committer_value(srv->committer));
+    respond_sb(req, 200, "OK", "application/json", sb);
 }
 
 static void handle_health(h2o_req_t *req)
@@ -347,20 +376,18 @@ static void handle_ready(h2o_req_t *req)
         respond(req, 200, "OK", "application/json", body, sizeof(body) - 1);
         return;
     }
-    struct strbuf sb;
-    strbuf_init(&sb);
-    strbuf_puts(&sb, "{\"status\":\"not ready\",\"reason\":\"");
-    strbuf_json(&sb, view.reason, strlen(view.reason));
-    strbuf_puts(&sb, "\"}\n");
-    respond_sb(req, 503, "Service Unavailable", "application/json", &sb);
+    struct strbuf *sb = scratch(req);
+    strbuf_puts(sb, "{\"status\":\"not ready\",\"reason\":\"");
+    strbuf_json(sb, view.reason, strlen(view.reason));
+    strbuf_puts(sb, "\"}\n");
+    respond_sb(req, 503, "Service Unavailable", "application/json", sb);
 }
 
 static void handle_metrics(h2o_req_t *req)
 {
-    struct strbuf sb;
-    strbuf_init(&sb);
-    metrics_render(server_of(req), &sb);
-    respond_sb(req, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", &sb);
+    struct strbuf *sb = scratch(req);
+    metrics_render(server_of(req), sb);
+    respond_sb(req, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", sb);
 }
 
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
@@ -437,6 +464,9 @@ void routes_register(struct server *srv, h2o_hostconf_t *hostconf)
     struct visits_handler *h = (void *)h2o_create_handler(pathconf, sizeof(*h));
     h->super.on_req = on_req;
     h->srv = srv;
+    srv->page_tail = page_tail();
+    if (srv->page_tail == NULL)
+        srv->page_tail = "";
     h2o_logger_t *logger = h2o_create_logger(pathconf, sizeof(*logger));
     logger->log_access = on_log_access;
 }

@@ -71,6 +71,32 @@ void strbuf_printf(struct strbuf *sb, const char *fmt, ...)
     sb->len += (size_t)n;
 }
 
+char *format_u64_width(char *p, uint64_t v, int width)
+{
+    char tmp[20];
+    int n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    while (n < width && n < (int)sizeof(tmp))
+        tmp[n++] = '0';
+    while (n > 0)
+        *p++ = tmp[--n];
+    return p;
+}
+
+char *format_u64(char *p, uint64_t v)
+{
+    return format_u64_width(p, v, 1);
+}
+
+void strbuf_u64(struct strbuf *sb, uint64_t v)
+{
+    char buf[20];
+    strbuf_add(sb, buf, (size_t)(format_u64(buf, v) - buf));
+}
+
 static const char hex[] = "0123456789abcdef";
 
 void strbuf_json(struct strbuf *sb, const char *s, size_t len)
