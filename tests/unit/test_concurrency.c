@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Every loop also stops at this deadline, so a stuck library fails instead of hanging. */
@@ -101,8 +102,17 @@ static void run_threads(struct tu_fixture *fx, const visits_options *opts, size_
         assert_int_equal(pthread_create(&th[i], NULL, worker_main, &w[i]), 0);
     }
     close(start[1]); /* go */
-    for (size_t i = 0; i < nthreads; i++)
-        assert_int_equal(pthread_join(th[i], NULL), 0);
+    /* a deadlocked library fails the test instead of hanging it until ctest's timeout */
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += DEADLINE_MS / 1000 + 10;
+    for (size_t i = 0; i < nthreads; i++) {
+        int rc = pthread_timedjoin_np(th[i], NULL, &until);
+        if (rc != 0)
+            fail_msg("thread %zu still inside the library after %u s (%zu increments done): "
+                     "deadlock?",
+                     i, DEADLINE_MS / 1000 + 10, w[i].done);
+    }
     close(start[0]);
     double secs = (double)(tu_now_ns() - t0) / 1e9;
     visits_stats st;

@@ -175,21 +175,25 @@ static void test_stale_temps_beside_corrupt(void **state)
     tu_assert_file_str(fx->path, "x\n");
 }
 
-/* Something that is not a file but carries a temp's name (here a directory) cannot be
- * a temp the library left: it stays, and it does not stop the counter from opening. */
-static void test_temp_named_directory_does_not_block_open(void **state)
+/* Only regular files are temps: a directory, symlink or FIFO that carries a temp's name
+ * is left alone, and it does not stop the counter from opening. */
+static void test_temp_named_non_files_left(void **state)
 {
     struct tu_fixture *fx = *state;
-    char odd[TU_PATH_MAX], stale[TU_PATH_MAX];
-    tu_join(odd, fx->dir, ".visits.tmp-dir");
-    assert_int_equal(mkdir(odd, 0755), 0);
+    char dir[TU_PATH_MAX], lnk[TU_PATH_MAX], fifo[TU_PATH_MAX], stale[TU_PATH_MAX];
+    tu_join(dir, fx->dir, ".visits.tmp-dir");
+    assert_int_equal(mkdir(dir, 0755), 0);
+    tu_join(lnk, fx->dir, ".visits.tmp-lnk");
+    assert_int_equal(symlink("visits", lnk), 0);
+    tu_join(fifo, fx->dir, ".visits.tmp-fifo");
+    assert_int_equal(mkfifo(fifo, 0600), 0);
     tu_join(stale, fx->dir, ".visits.tmp-abc123");
     tu_write_file(stale, "1\n", 2, 0600);
     tu_write_file(fx->path, "3\n", 2, 0644);
     visits_counter *c = NULL;
     int rc = visits_open(fx->path, NULL, &c);
     if (rc != 0)
-        fail_msg("a directory named .visits.tmp-dir makes visits_open fail: %d (%s)", rc,
+        fail_msg("entries named like temps make visits_open fail: %d (%s)", rc,
                  visits_strerror(rc));
     uint64_t v = 0;
     assert_int_equal(visits_incr(c, &v), 0);
@@ -198,8 +202,12 @@ static void test_temp_named_directory_does_not_block_open(void **state)
     tu_assert_file_str(fx->path, "4\n");
     assert_false(tu_exists(stale));
     struct stat st;
-    tu_lstat(odd, &st);
+    tu_lstat(dir, &st);
     assert_true(S_ISDIR(st.st_mode));
+    tu_lstat(lnk, &st);
+    assert_true(S_ISLNK(st.st_mode));
+    tu_lstat(fifo, &st);
+    assert_true(S_ISFIFO(st.st_mode));
 }
 
 /* Stale temps of the target, not of the link name, are removed when opening by link. */
@@ -331,14 +339,10 @@ static void test_set_file_waits_for_lock(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        TU_TEST(test_lock_file_created),
-        TU_TEST(test_long_name),
-        TU_TEST(test_stale_temps_removed),
-        TU_TEST(test_stale_temps_removed_missing_counter),
-        TU_TEST(test_stale_temps_beside_corrupt),
-        TU_TEST(test_stale_temps_of_symlink_target),
-        TU_TEST(test_temp_named_directory_does_not_block_open),
-        TU_TEST(test_lock_serialises_processes),
+        TU_TEST(test_lock_file_created),          TU_TEST(test_long_name),
+        TU_TEST(test_stale_temps_removed),        TU_TEST(test_stale_temps_removed_missing_counter),
+        TU_TEST(test_stale_temps_beside_corrupt), TU_TEST(test_stale_temps_of_symlink_target),
+        TU_TEST(test_temp_named_non_files_left),  TU_TEST(test_lock_serialises_processes),
         TU_TEST(test_set_file_waits_for_lock),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
