@@ -494,6 +494,35 @@ static void test_set_file_lowers_value_under_open_handle(void **state)
     assert_int_equal(visits_close(c), 0);
 }
 
+/* Every path, successful or not, closes what it opened. */
+static void test_no_fd_leaks(void **state)
+{
+    struct tu_fixture *fx = *state;
+    char corrupt[TU_PATH_MAX], dir[TU_PATH_MAX], nodir[TU_PATH_MAX];
+    tu_join(corrupt, fx->dir, "corrupt");
+    tu_write_file(corrupt, "x\n", 2, 0644);
+    tu_join(dir, fx->dir, "dir");
+    assert_int_equal(mkdir(dir, 0755), 0);
+    tu_join(nodir, fx->dir, "nodir/visits");
+    int before = tu_count_fds();
+    for (int i = 0; i < 20; i++) {
+        visits_counter *c = NULL;
+        assert_int_equal(visits_open(fx->path, NULL, &c), 0);
+        assert_int_equal(visits_incr(c, NULL), 0);
+        uint64_t v;
+        assert_int_equal(visits_read(c, &v), 0);
+        assert_int_equal(visits_close(c), 0);
+        assert_int_equal(visits_open(corrupt, NULL, &c), VISITS_ECORRUPT);
+        assert_int_equal(visits_open(dir, NULL, &c), VISITS_ENOTREG);
+        assert_int_equal(visits_open(nodir, NULL, &c), VISITS_ENODIR);
+        assert_int_equal(visits_read_file(fx->path, &v, NULL), 0);
+        assert_int_equal(visits_read_file(corrupt, &v, NULL), VISITS_ECORRUPT);
+        assert_int_equal(visits_set_file(fx->path, 0, NULL, NULL), 0);
+        assert_int_equal(visits_set_file(dir, 0, NULL, NULL), VISITS_ENOTREG);
+    }
+    assert_int_equal(tu_count_fds(), before);
+}
+
 /* Two handles in one process on one file see each other's increments. */
 static void test_two_handles_share_file(void **state)
 {
@@ -538,6 +567,7 @@ int main(void)
         TU_TEST(test_set_file_missing_parent),
         TU_TEST(test_set_file_lowers_value_under_open_handle),
         TU_TEST(test_two_handles_share_file),
+        TU_TEST(test_no_fd_leaks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

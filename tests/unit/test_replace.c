@@ -598,10 +598,12 @@ static void check_fault_missing(struct tu_fixture *fx, enum fault f)
 static void test_faults_before_rename(void **state)
 {
     struct tu_fixture *fx = *state;
+    int fds = tu_count_fds();
     for (int f = F_ENOSPC_WRITE; f <= F_EDQUOT_OPEN_TEMP; f++) {
         check_fault_existing(fx, (enum fault)f);
         check_fault_missing(fx, (enum fault)f);
     }
+    assert_int_equal(tu_count_fds(), fds); /* the failed temps' fds were closed */
 }
 
 /* visits_set_file() under the same faults: refused, old value intact, no temp. */
@@ -727,12 +729,16 @@ static void check_fsync_failure(struct tu_fixture *fx, int dir)
 
 static void test_fsync_file_eio_fails_handle(void **state)
 {
+    int fds = tu_count_fds();
     check_fsync_failure(*state, 0);
+    assert_int_equal(tu_count_fds(), fds);
 }
 
 static void test_fsync_dir_eio_fails_handle(void **state)
 {
+    int fds = tu_count_fds();
     check_fsync_failure(*state, 1);
+    assert_int_equal(tu_count_fds(), fds);
 }
 
 /* visits_set_file() reports an fsync failure too, and leaves a valid file. */

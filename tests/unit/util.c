@@ -196,6 +196,17 @@ int tu_count_temps(const char *dir, int verbose)
     return count;
 }
 
+int tu_count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    assert_non_null(d);
+    int n = 0;
+    while (readdir(d) != NULL)
+        n++;
+    closedir(d);
+    return n;
+}
+
 int tu_exists(const char *path)
 {
     struct stat st;

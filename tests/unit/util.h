@@ -56,6 +56,9 @@ void tu_assert_file_at(const char *path, const void *bytes, size_t len, const ch
 int tu_count_temps(const char *dir, int verbose);
 #define tu_assert_no_temps(dir) assert_int_equal(tu_count_temps(dir, 1), 0)
 
+/* Number of open file descriptors of this process. */
+int tu_count_fds(void);
+
 /* 1 if something (a dangling symlink included) exists at path, else 0 (lstat). */
 int tu_exists(const char *path);
 
