@@ -167,6 +167,53 @@ static void test_read_does_not_wait_for_cycle(void **state)
     tu_assert_file_str(fx->path, "8\n");
 }
 
+/* Near UINT64_MAX, three increments queued into one cycle: the two that fit succeed
+ * (values MAX-1 and MAX), only the third is refused with VISITS_EOVERFLOW. */
+static void test_overflow_within_one_batch(void **state)
+{
+    struct tu_fixture *fx = *state;
+    tu_write_file(fx->path, "18446744073709551612\n", 21, 0644); /* MAX - 3 */
+    visits_counter *c = NULL;
+    assert_int_equal(visits_open(fx->path, NULL, &c), 0);
+    slow_fsync_ms = 200;
+    fsync_fn mine = slow_fsync;
+    tu_install("fsync", &mine, &real_fsync);
+    struct incr_arg first = {c, 0, -1}, batch[3];
+    pthread_t th0, th[3];
+    assert_int_equal(pthread_create(&th0, NULL, incr_thread, &first), 0);
+    tu_sleep_ms(100); /* the first cycle (MAX - 2) is in its fsync: the others queue */
+    for (int i = 0; i < 3; i++) {
+        batch[i] = (struct incr_arg){c, 0, -1};
+        assert_int_equal(pthread_create(&th[i], NULL, incr_thread, &batch[i]), 0);
+    }
+    assert_int_equal(pthread_join(th0, NULL), 0);
+    int ok = 0, refused = 0;
+    uint64_t got_max = 0, got_max_minus_1 = 0;
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+        if (batch[i].rc == 0) {
+            ok++;
+            got_max += batch[i].value == UINT64_MAX;
+            got_max_minus_1 += batch[i].value == UINT64_MAX - 1;
+        } else if (batch[i].rc == VISITS_EOVERFLOW) {
+            refused++;
+        }
+    }
+    visits_stats st;
+    assert_int_equal(visits_get_stats(c, &st), 0);
+    assert_int_equal(first.rc, 0);
+    assert_int_equal(first.value, UINT64_MAX - 2);
+    if (ok != 2 || refused != 1)
+        fail_msg("3 increments from MAX-2 in one cycle (batch max %" PRIu64 "): %d succeeded, "
+                 "%d refused with VISITS_EOVERFLOW; expected 2 and 1",
+                 st.batch_max, ok, refused);
+    assert_int_equal(got_max, 1);
+    assert_int_equal(got_max_minus_1, 1);
+    tu_assert_file_str(fx->path, "18446744073709551615\n");
+    assert_int_equal(visits_close(c), 0);
+    tu_assert_no_temps(fx->dir);
+}
+
 /* ---- interval mode -------------------------------------------------------------------- */
 
 /* Increments return at once, even while the background write is stuck in a slow fsync. */
@@ -401,6 +448,7 @@ int main(void)
         TU_TEST(test_always_values_and_stats),
         TU_TEST(test_read_sees_external_writes),
         TU_TEST(test_read_does_not_wait_for_cycle),
+        TU_TEST(test_overflow_within_one_batch),
         TU_TEST(test_interval_returns_at_once),
         TU_TEST(test_interval_written_within_interval),
         TU_TEST(test_interval_close_flushes),
