@@ -98,7 +98,7 @@ remove_state() {
     podman volume rm -af >/dev/null 2>&1 || true
     podman rmi -af >/dev/null 2>&1 || true
     # Leftover overlay mounts (a crashed run) must go before the directory can.
-    grep -o " $state/[^ ]*" /proc/mounts | sort -r | while read -r m; do umount -l "$m" || true; done
+    { grep -o " $state/[^ ]*" /proc/mounts || true; } | sort -r | while read -r m; do umount -l "$m" || true; done
     rm -rf "$state"
 }
 

@@ -19,7 +19,12 @@ skip() {
 }
 need() {
     for t in "$@"; do
-        command -v "$t" >/dev/null 2>&1 || skip "$t not found in PATH (apt-get install $t)"
+        case $t in
+        node | npm) hint="apt-get install nodejs npm" ;;
+        kubectl) hint="kubectl 1.32: https://kubernetes.io/docs/tasks/tools/" ;;
+        *) hint="apt-get install $t" ;;
+        esac
+        command -v "$t" >/dev/null 2>&1 || skip "$t not found in PATH ($hint)"
     done
 }
 
