@@ -133,6 +133,37 @@ static void test_dangling_symlink_creates_target(void **state)
     tu_assert_no_temps(sub);
 }
 
+/* The link is followed once, at open: pointing it elsewhere later does not move an open
+ * handle's counter. */
+static void test_symlink_followed_once_at_open(void **state)
+{
+    struct tu_fixture *fx = *state;
+    char a[TU_PATH_MAX], b[TU_PATH_MAX];
+    tu_join(a, fx->dir, "a");
+    tu_join(b, fx->dir, "b");
+    tu_write_file(a, "10\n", 3, 0644);
+    tu_write_file(b, "20\n", 3, 0644);
+    assert_int_equal(symlink("a", fx->path), 0);
+    visits_counter *c = NULL;
+    assert_int_equal(visits_open(fx->path, NULL, &c), 0);
+    uint64_t v = 0;
+    assert_int_equal(visits_incr(c, &v), 0);
+    assert_int_equal(v, 11);
+    assert_int_equal(unlink(fx->path), 0);
+    assert_int_equal(symlink("b", fx->path), 0);
+    assert_int_equal(visits_incr(c, &v), 0);
+    assert_int_equal(v, 12);
+    assert_int_equal(visits_read(c, &v), 0);
+    assert_int_equal(v, 12);
+    assert_int_equal(visits_close(c), 0);
+    tu_assert_file_str(a, "12\n");
+    tu_assert_file_str(b, "20\n");
+    assert_link(fx->path, "b");
+    incr_expect(fx->path, 21); /* a new handle follows the new link */
+    tu_assert_file_str(b, "21\n");
+    tu_assert_file_str(a, "12\n");
+}
+
 /* A dangling link into a missing directory: the directory is not created. */
 static void test_dangling_symlink_missing_dir(void **state)
 {
@@ -262,6 +293,7 @@ int main(void)
         TU_TEST(test_symlink_other_dir),
         TU_TEST(test_symlink_chain),
         TU_TEST(test_dangling_symlink_creates_target),
+        TU_TEST(test_symlink_followed_once_at_open),
         TU_TEST(test_dangling_symlink_missing_dir),
         TU_TEST(test_symlink_loop_refused),
         TU_TEST(test_symlink_long_chain),
