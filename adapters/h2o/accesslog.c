@@ -12,6 +12,7 @@
 #include <netdb.h>
 #include <inttypes.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -53,6 +54,31 @@ static void put_escaped(struct out *o, const char *s, size_t len)
         put(o, "...", 3);
 }
 
+/* The client's address; IPv4 formatted by hand (getnameinfo costs more than the rest of
+ * the line). */
+static void put_peer(struct out *o, h2o_req_t *req)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = 0;
+    if (req->conn->callbacks->get_peername != NULL)
+        len = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
+    if (len != 0 && ss.ss_family == AF_INET) {
+        const unsigned char *a = (const unsigned char *)&((struct sockaddr_in *)&ss)->sin_addr;
+        char buf[16], *p = buf;
+        for (int i = 0; i < 4; i++) {
+            p = format_u64(p, a[i]);
+            *p++ = '.';
+        }
+        put(o, buf, (size_t)(p - buf - 1));
+    } else if (len != 0) {
+        char addr[NI_MAXHOST];
+        size_t n = h2o_socket_getnumerichost((struct sockaddr *)&ss, len, addr);
+        put(o, addr, n != SIZE_MAX ? n : 0);
+    } else {
+        put(o, "-", 1);
+    }
+}
+
 void accesslog_flush(struct accesslog *log)
 {
     size_t off = 0;
@@ -73,13 +99,7 @@ void accesslog_request(struct accesslog *log, h2o_req_t *req, int status, uint64
     char line[ACCESSLOG_LINE_MAX];
     struct out o = {line, line + sizeof(line) - 1};
 
-    struct sockaddr_storage ss;
-    char addr[NI_MAXHOST] = "-";
-    socklen_t sslen;
-    if (req->conn->callbacks->get_peername != NULL &&
-        (sslen = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss)) != 0)
-        h2o_socket_getnumerichost((struct sockaddr *)&ss, sslen, addr);
-    put(&o, addr, strlen(addr));
+    put_peer(&o, req);
     put(&o, " - - [", 6);
     if (req->processed_at.str != NULL)
         put(&o, req->processed_at.str->log, strlen(req->processed_at.str->log));

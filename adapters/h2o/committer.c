@@ -294,8 +294,9 @@ static void tick(struct committer *c)
  * visits that arrived meanwhile splits the clients into two groups that alternate, each
  * waiting for two cycles. So, in always mode, the next cycle waits (with c->mu held by the
  * caller) until as many visits are queued as the last cycle carried plus those queued
- * during it, but never longer than half a cycle after the last one ended. Under light
- * load the expectation is met by the first visit and nothing waits.
+ * during it, but never longer than the last cycle took (1 ms at most). Under light
+ * load the expectation is met by the first visit and nothing waits; when a burst ends,
+ * one cycle may wait that long in vain.
  */
 static void gather(struct committer *c)
 {
@@ -337,11 +338,11 @@ static void *committer_main(void *arg)
             commit(c, batch, n);
         else if (!stop)
             tick(c);
-        uint64_t t1 = now_ns(), half = (t1 - t0);
+        uint64_t t1 = now_ns(), took = t1 - t0;
         pthread_mutex_lock(&c->mu);
         if (batch != NULL) {
             c->expect = n + c->queued;
-            c->gather_until_ns = t1 + (half < GATHER_MAX_NS ? half : GATHER_MAX_NS);
+            c->gather_until_ns = t1 + (took < GATHER_MAX_NS ? took : GATHER_MAX_NS);
         }
         if (stop && c->head == NULL)
             break;

@@ -15,13 +15,43 @@
 #define MAX_THREADS 256
 #define MAX_INTERVAL_MS 3600000u
 
+/* A CPU limit of the cgroup (a container's "resources.limits.cpu"), rounded up; 0 if
+ * none. cgroup v2 "cpu.max" holds "QUOTA PERIOD" or "max PERIOD"; v1 has two files. */
+static unsigned cgroup_cpu_limit(void)
+{
+    long long quota = -1, period = 0;
+    FILE *f = fopen("/sys/fs/cgroup/cpu.max", "r");
+    if (f != NULL) {
+        if (fscanf(f, "%lld %lld", &quota, &period) != 2)
+            quota = -1;
+        fclose(f);
+    } else if ((f = fopen("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "r")) != NULL) {
+        if (fscanf(f, "%lld", &quota) != 1)
+            quota = -1;
+        fclose(f);
+        if ((f = fopen("/sys/fs/cgroup/cpu/cpu.cfs_period_us", "r")) != NULL) {
+            if (fscanf(f, "%lld", &period) != 1)
+                period = 0;
+            fclose(f);
+        }
+    }
+    if (quota <= 0 || period <= 0)
+        return 0;
+    return (unsigned)((quota + period - 1) / period);
+}
+
 unsigned config_cpu_count(void)
 {
+    unsigned n = 0;
     cpu_set_t set;
     if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
-        return (unsigned)CPU_COUNT(&set);
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n > 0 ? (unsigned)n : 1;
+        n = (unsigned)CPU_COUNT(&set);
+    if (n == 0) {
+        long online = sysconf(_SC_NPROCESSORS_ONLN);
+        n = online > 0 ? (unsigned)online : 1;
+    }
+    unsigned limit = cgroup_cpu_limit();
+    return limit != 0 && limit < n ? limit : n;
 }
 
 static void usage(FILE *out)
@@ -35,8 +65,8 @@ static void usage(FILE *out)
             "  --port N          PORT             TCP port; 0 picks a free one (default %d)\n"
             "  --bind ADDR       VISITS_BIND      IPv4 or IPv6 address to listen on (default %s)\n"
             "  --data-dir DIR    VISITS_DATA_DIR  directory of the counter file (default %s)\n"
-            "  --threads N       VISITS_THREADS   event-loop threads, 1..%d (default: CPU count, "
-            "here %u)\n"
+            "  --threads N       VISITS_THREADS   event-loop threads, 1..%d (default: CPU count,\n"
+            "                                     CPU limit of the cgroup included; here %u)\n"
             "  --sync MODE       VISITS_SYNC      always | interval:MS (default always)\n"
             "  --pod-name NAME   POD_NAME         name shown in responses (default: hostname)\n"
             "  --print-routes    print the route table (path, methods, purpose) and exit\n"

@@ -1,28 +1,31 @@
 #!/bin/sh
-# bench/http/run.sh: visits-server against Debian's h2o serving a small static file, in
-# one run on loopback, side by side with ratios. Run by hand (never a timed test):
+# bench/http/run.sh: visits-server against Debian's h2o serving a small static file, on
+# loopback, side by side with ratios. Run by hand (never a timed test):
 #
 #   bench/http/run.sh [path/to/visits-server]
 #
-# Environment: DURATION (s per wrk run, default 10), CONNECTIONS (default 64), WRK_THREADS
-# (default 2), SERVER_THREADS (default: CPU count), BENCH_DIR (where the counter file is
-# written; default a temp dir under /var/tmp, i.e. on a real disk, not tmpfs).
+# Environment: DURATION (s per wrk run, default 10), ROUNDS (default 3), CONNECTIONS
+# (default 64), WRK_THREADS (default 2), SERVER_THREADS (default: CPU count), BENCH_DIR
+# (where the counter files are written; default /var/tmp, a real disk, not tmpfs).
 #
 # Rows: GET / in always mode (every answer durable), GET / with --sync interval:100,
-# GET /visits, and h2o's static file (the ceiling). Both servers log each request to
-# /dev/null, listen on 127.0.0.1 only and get the same number of threads. RSS is the
-# largest VmRSS sampled every 0.2 s during the run.
+# GET /visits, and h2o's static file (the ceiling). All four servers run at once, listen
+# on 127.0.0.1 only, get the same number of threads and log each request to /dev/null.
+# The rows run interleaved, ROUNDS times, and the median round of each row is shown: on a
+# shared machine the load drifts over a minute, and ratios of one round hold better.
+# RSS is the largest VmRSS sampled every 0.2 s during the runs.
 set -eu
 
 SERVER=${1:-build/adapters/h2o/visits-server}
 DURATION=${DURATION:-10}
+ROUNDS=${ROUNDS:-3}
 CONNECTIONS=${CONNECTIONS:-64}
 WRK_THREADS=${WRK_THREADS:-2}
 SERVER_THREADS=${SERVER_THREADS:-$(nproc)}
 
-for tool in wrk h2o python3; do
+for tool in wrk h2o python3 curl; do
     command -v "$tool" >/dev/null 2>&1 || {
-        echo "bench/http: '$tool' not found (Debian packages: wrk h2o python3)" >&2
+        echo "bench/http: '$tool' not found (Debian packages: wrk h2o python3 curl)" >&2
         exit 1
     }
 done
@@ -43,11 +46,16 @@ free_port() {
 
 wait_port() { # port
     i=0
-    until python3 -c "import socket,sys; socket.create_connection(('127.0.0.1', $1), 1)" 2>/dev/null; do
+    until python3 -c "import socket; socket.create_connection(('127.0.0.1', $1), 1)" 2>/dev/null; do
         i=$((i + 1))
         [ $i -lt 100 ] || { echo "bench/http: nothing listens on port $1" >&2; exit 1; }
         sleep 0.05
     done
+}
+
+# cpu_ticks PID: user + system CPU time of the process (all threads), in clock ticks.
+cpu_ticks() {
+    awk '{print $14 + $15}' "/proc/$1/stat"
 }
 
 # run NAME PID URL: wrk against URL while sampling the RSS of PID; appends a result line.
@@ -55,27 +63,35 @@ run() {
     name=$1 pid=$2 url=$3
     wrk -t1 -c4 -d1s "$url" >/dev/null 2>&1 || true # warm-up
     rss_file="$WORK/rss.$pid"
-    echo 0 >"$rss_file"
+    [ -f "$rss_file" ] || echo 0 >"$rss_file"
     (
-        max=0
+        max=$(cat "$rss_file")
         while kill -0 "$pid" 2>/dev/null; do
             rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
-            [ "${rss:-0}" -gt "$max" ] && max=$rss && echo "$max" >"$rss_file"
+            if [ "${rss:-0}" -gt "$max" ]; then
+                max=$rss
+                echo "$max" >"$rss_file"
+            fi
             sleep 0.2
         done
     ) &
     sampler=$!
+    cpu0=$(cpu_ticks "$pid")
     wrk --latency -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${DURATION}s" "$url" >"$WORK/wrk.out" 2>&1
+    cpu1=$(cpu_ticks "$pid")
     kill "$sampler" 2>/dev/null || true
     wait "$sampler" 2>/dev/null || true
     rps=$(awk '/^Requests\/sec:/ {print $2}' "$WORK/wrk.out")
     p99=$(awk '$1 == "99%" {print $2}' "$WORK/wrk.out")
     non2xx=$(awk '/Non-2xx/ {print $NF}' "$WORK/wrk.out")
     errors=$(awk '/Socket errors/ {print $0}' "$WORK/wrk.out")
-    echo "$name|$rps|$p99|$(cat "$rss_file")|${non2xx:-0}|${errors:-}" >>"$WORK/results"
+    requests=$(awk '/requests in/ {print $1}' "$WORK/wrk.out")
+    echo "$name|$rps|$p99|$(cat "$rss_file")|${non2xx:-0}|$((cpu1 - cpu0))|$requests|${errors:-}" \
+        >>"$WORK/results"
 }
 
-# start_visits NAME ARGS...: starts visits-server with a fresh data dir on a free port.
+# start_visits NAME ARGS...: visits-server with a fresh data dir on a free port; sets
+# VPID and VPORT.
 start_visits() {
     dir="$WORK/$1"
     shift
@@ -88,33 +104,26 @@ start_visits() {
     wait_port "$VPORT"
 }
 
-stop_visits() {
-    kill -TERM "$VPID"
-    wait "$VPID" || { echo "bench/http: visits-server exited $?" >&2; exit 1; }
-}
-
 echo "visits-server: $SERVER ($("$SERVER" --version))"
-echo "wrk: $WRK_THREADS threads, $CONNECTIONS connections, ${DURATION}s per row; server threads: $SERVER_THREADS; data: $WORK"
+echo "wrk: $WRK_THREADS threads, $CONNECTIONS connections, ${DURATION}s per row and round;" \
+    "$ROUNDS rounds; server threads: $SERVER_THREADS; data: $WORK"
 
 start_visits always --sync always
-run "GET / (always)" "$VPID" "http://127.0.0.1:$VPORT/"
-stop_visits
-ALWAYS_COUNT=$(cat "$WORK/always/data/visits")
-
+ALWAYS_PID=$VPID
+ALWAYS_PORT=$VPORT
 start_visits interval --sync interval:100
-run "GET / (interval:100)" "$VPID" "http://127.0.0.1:$VPORT/"
-stop_visits
-
+INTERVAL_PID=$VPID
+INTERVAL_PORT=$VPORT
 start_visits visits --sync always
-run "GET /visits" "$VPID" "http://127.0.0.1:$VPORT/visits"
-stop_visits
+VISITS_PID=$VPID
+VISITS_PORT=$VPORT
 
 # h2o serving a 6-byte static file: the reference ceiling.
 mkdir -p "$WORK/h2o/www"
 printf 'hello\n' >"$WORK/h2o/www/index.txt"
 chmod -R a+rX "$WORK/h2o" "$WORK"
 HPORT=$(free_port)
-cat >"$WORK/h2o/h2o.conf" <<EOF
+cat >"$WORK/h2o/h2o.conf" <<H2O_CONF
 listen:
   host: 127.0.0.1
   port: $HPORT
@@ -127,25 +136,66 @@ hosts:
     paths:
       /:
         file.dir: $WORK/h2o/www
-EOF
+H2O_CONF
 h2o -m worker -c "$WORK/h2o/h2o.conf" >/dev/null 2>&1 &
 HPID=$!
 PIDS="$PIDS $HPID"
 wait_port "$HPORT"
-run "h2o static file" "$HPID" "http://127.0.0.1:$HPORT/index.txt"
+
+round=1
+while [ "$round" -le "$ROUNDS" ]; do
+    run "GET / (always)" "$ALWAYS_PID" "http://127.0.0.1:$ALWAYS_PORT/"
+    run "GET / (interval:100)" "$INTERVAL_PID" "http://127.0.0.1:$INTERVAL_PORT/"
+    run "GET /visits" "$VISITS_PID" "http://127.0.0.1:$VISITS_PORT/visits"
+    run "h2o static file" "$HPID" "http://127.0.0.1:$HPORT/index.txt"
+    round=$((round + 1))
+done
+
+curl -s "http://127.0.0.1:$ALWAYS_PORT/metrics" >"$WORK/always.metrics"
+for pid in $ALWAYS_PID $INTERVAL_PID $VISITS_PID; do
+    kill -TERM "$pid"
+    wait "$pid" || { echo "bench/http: visits-server $pid exited $?" >&2; exit 1; }
+done
 kill -TERM "$HPID"
 wait "$HPID" 2>/dev/null || true
+ALWAYS_COUNT=$(cat "$WORK/always/data/visits")
 
 echo
-python3 - "$WORK/results" "$ALWAYS_COUNT" <<'EOF'
+python3 - "$WORK/results" "$ALWAYS_COUNT" "$WORK/always.metrics" <<'REPORT'
+import os
+import re
+import statistics
 import sys
-rows = [l.rstrip("\n").split("|") for l in open(sys.argv[1])]
-ref = float(rows[-1][1])
-print("%-22s %12s %8s %10s %9s %8s" % ("", "requests/s", "x h2o", "p99", "RSS MB", "non-2xx"))
-for name, rps, p99, rss, non2xx, errors in rows:
-    print("%-22s %12.0f %8.2f %10s %9.1f %8s %s" % (name, float(rps), float(rps) / ref, p99,
-                                                 int(rss) / 1024, non2xx, errors))
-print("\ncounter after the always-mode row: %s (each one a durable, acknowledged visit)"
-      % sys.argv[2])
+
+TICK_US = 1e6 / os.sysconf("SC_CLK_TCK")
+rows = {}
+for line in open(sys.argv[1]):
+    name, rps, p99, rss, non2xx, ticks, requests, errors = line.rstrip("\n").split("|")
+    cpu_us = int(ticks) * TICK_US / max(1, int(requests))
+    rows.setdefault(name, []).append((float(rps), p99, int(rss), non2xx, cpu_us, errors))
+ref = statistics.median(r[0] for r in rows["h2o static file"])
+print("%-21s %9s %6s %9s %7s %7s %7s   %s" % ("", "req/s", "x h2o", "p99", "RSS MB",
+                                               "non-2xx", "CPU us", "each round (req/s)"))
+for name, runs in rows.items():
+    rps, p99, _, non2xx, _, errors = sorted(runs, key=lambda r: r[0])[len(runs) // 2]
+    print("%-21s %9.0f %6.2f %9s %7.1f %7s %7.1f   %s %s" % (
+        name, rps, rps / ref, p99, max(r[2] for r in runs) / 1024, non2xx,
+        statistics.median(r[4] for r in runs), " ".join("%.0f" % r[0] for r in runs), errors))
+print("(CPU us: CPU time of the server process per request, user + system, the median round;"
+      " it depends far less on the machine's other load than req/s)")
+
+metrics = open(sys.argv[3]).read()
+
+
+def metric(name):
+    found = re.search(r"^%s (\S+)$" % name, metrics, re.M)
+    return float(found.group(1)) if found else 0.0
+
+
+cycles = metric("visits_commit_duration_seconds_count")
+if cycles > 0:
+    print("\nalways mode: %s visits on disk, %d durable write cycles: %.1f visits and %.2f ms"
+          " per cycle" % (sys.argv[2], cycles, metric("visits_commit_batch_size_sum") / cycles,
+                          1000 * metric("visits_commit_duration_seconds_sum") / cycles))
 print("targets: GET /visits >= 0.90 x h2o; GET / (always) >= 0.50 x h2o; RSS < 16 MB")
-EOF
+REPORT
