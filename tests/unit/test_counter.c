@@ -118,10 +118,24 @@ typedef int (*fsync_fn)(int);
 static fsync_fn real_fsync;
 static unsigned slow_fsync_ms;
 
+static int fsync_entered; /* set once a slow fsync has begun */
+
 static int slow_fsync(int fd)
 {
+    __atomic_store_n(&fsync_entered, 1, __ATOMIC_SEQ_CST);
     tu_sleep_ms(slow_fsync_ms);
     return real_fsync(fd);
+}
+
+/* Waits (at most 10 s) until a write cycle is inside its slow fsync. */
+static void wait_for_fsync(void)
+{
+    uint64_t deadline = tu_now_ms() + 10000;
+    while (!__atomic_load_n(&fsync_entered, __ATOMIC_SEQ_CST)) {
+        if (tu_now_ms() > deadline)
+            fail_msg("no write cycle reached fsync within 10 s");
+        tu_sleep_ms(1);
+    }
 }
 
 struct incr_arg {
@@ -146,12 +160,13 @@ static void test_read_does_not_wait_for_cycle(void **state)
     visits_counter *c = NULL;
     assert_int_equal(visits_open(fx->path, NULL, &c), 0);
     slow_fsync_ms = 300;
+    __atomic_store_n(&fsync_entered, 0, __ATOMIC_SEQ_CST);
     fsync_fn mine = slow_fsync;
     tu_install("fsync", &mine, &real_fsync);
     struct incr_arg a = {c, 0, -1};
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, incr_thread, &a), 0);
-    tu_sleep_ms(100); /* the cycle is now in its first fsync */
+    wait_for_fsync(); /* the cycle is now in its first fsync */
     uint64_t t0 = tu_now_ns(), v = 0;
     assert_int_equal(visits_read(c, &v), 0);
     uint64_t took = tu_now_ns() - t0;
@@ -176,12 +191,13 @@ static void test_overflow_within_one_batch(void **state)
     visits_counter *c = NULL;
     assert_int_equal(visits_open(fx->path, NULL, &c), 0);
     slow_fsync_ms = 200;
+    __atomic_store_n(&fsync_entered, 0, __ATOMIC_SEQ_CST);
     fsync_fn mine = slow_fsync;
     tu_install("fsync", &mine, &real_fsync);
     struct incr_arg first = {c, 0, -1}, batch[3];
     pthread_t th0, th[3];
     assert_int_equal(pthread_create(&th0, NULL, incr_thread, &first), 0);
-    tu_sleep_ms(100); /* the first cycle (MAX - 2) is in its fsync: the others queue */
+    wait_for_fsync(); /* the first cycle (MAX - 2) is in its fsync: the others queue */
     for (int i = 0; i < 3; i++) {
         batch[i] = (struct incr_arg){c, 0, -1};
         assert_int_equal(pthread_create(&th[i], NULL, incr_thread, &batch[i]), 0);
@@ -221,6 +237,7 @@ static void test_interval_returns_at_once(void **state)
 {
     struct tu_fixture *fx = *state;
     slow_fsync_ms = 300;
+    __atomic_store_n(&fsync_entered, 0, __ATOMIC_SEQ_CST);
     fsync_fn mine = slow_fsync;
     tu_install("fsync", &mine, &real_fsync);
     visits_counter *c = open_interval(fx->path, 20);
