@@ -62,6 +62,7 @@ struct committer {
     uint64_t next_refresh_ms;
     size_t expect;            /* visits likely to arrive soon (see gather()) */
     uint64_t gather_until_ns; /* ... but wait for them no longer than this */
+    int reopened;             /* the handle was reopened since the last success */
 
     /* metrics: written by the committer thread only */
     atomic_uint_fast64_t commit_bucket[COMMIT_BUCKETS];
@@ -172,7 +173,10 @@ static void set_state(struct committer *c, int ok, int err)
                   "write succeeds again",
                   c->path, visits_strerror(err));
     else if (!was_ok && ok)
-        log_info("%s: writes succeed again; ready", c->path);
+        log_info("%s: writes succeed again%s; ready", c->path,
+                 c->reopened ? " (counter reopened)" : "");
+    if (ok)
+        c->reopened = 0;
 }
 
 static void close_failed_handle(struct committer *c)
@@ -189,10 +193,15 @@ static void close_failed_handle(struct committer *c)
         memset(&c->stats, 0, sizeof(c->stats));
         pthread_mutex_unlock(&c->state_mu);
     }
-    int err = visits_close(c->counter);
+    visits_close(c->counter); /* the handle's error is known: the one that failed it */
     c->counter = NULL;
-    log_error("%s: counter handle failed; closed it (%s), reopening with backoff", c->path,
-              err != 0 ? visits_strerror(err) : "nothing pending");
+    if (c->last_err == 0) /* once per failure episode */
+        log_error("%s: the counter handle failed (the outcome of the write is unknown); "
+                  "closed it, reopening with backoff%s",
+                  c->path,
+                  c->opts.sync == VISITS_SYNC_INTERVAL
+                      ? "; acknowledged visits not yet written are lost"
+                      : "");
 }
 
 /* Opens the counter if a failed handle was closed; respects the backoff. */
@@ -205,7 +214,7 @@ static int ensure_open(struct committer *c, uint64_t now)
     counter_add(&c->reopens, 1);
     int err = visits_open(c->path, &c->opts, &c->counter);
     if (err == 0)
-        log_info("%s: counter reopened", c->path);
+        c->reopened = 1;
     return err;
 }
 
