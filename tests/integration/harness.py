@@ -151,6 +151,17 @@ class Server:
         status, hdrs, body = self.request("GET", path, headers)
         return status, json.loads(body)
 
+    def metrics_when(self, *needles, timeout=3.0):
+        """GET /metrics until its text contains every needle (a request is recorded when
+        libh2o disposes it, just after its response was sent: a scrape by another
+        connection may come first). Returns the last text either way."""
+        deadline = time.monotonic() + timeout * SLOW
+        while True:
+            text = self.request("GET", "/metrics")[2].decode()
+            if all(n in text for n in needles) or time.monotonic() > deadline:
+                return text
+            time.sleep(0.02)
+
     def visit(self, conn=None):
         """GET / asking for JSON; returns (status, parsed body)."""
         status, _, body = self.request("GET", "/", {"Accept": "application/json"}, conn=conn)
