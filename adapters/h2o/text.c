@@ -170,7 +170,11 @@ void strbuf_logsafe(struct strbuf *sb, const char *s, size_t len)
     }
 }
 
-static void log_line(int fd, const char *fmt, va_list ap)
+#if defined(__GNUC__)
+__attribute__((format(printf, 2, 0)))
+#endif
+static void
+log_line(int fd, const char *fmt, va_list ap)
 {
     char line[1024];
     size_t prefix = sizeof(SERVER_NAME ": ") - 1;
