@@ -43,22 +43,44 @@ static uint64_t total_queued(const visits_counter *c, int *overflow)
     return *overflow ? 0 : c->value + q;
 }
 
+/* Near UINT64_MAX not every caller of a batch may fit: admit them in turn while they do
+ * and refuse the others with VISITS_EOVERFLOW (nothing added for them). Returns the sum
+ * admitted. */
+static uint64_t admit(struct visits__waiter *batch, uint64_t room)
+{
+    struct visits__waiter *w;
+    uint64_t sum = 0;
+
+    for (w = batch; w != NULL; w = w->next) {
+        if (w->n > room - sum)
+            w->err = VISITS_EOVERFLOW;
+        else
+            sum += w->n;
+    }
+    return sum;
+}
+
 /* One write cycle, the lock held across processes: re-read the file (another process
- * may have written it), add n, replace. */
-static int write_cycle(visits_counter *c, uint64_t n, uint64_t *base_out, int *fatal)
+ * may have written it), add *n, replace. *n may shrink when some callers do not fit. */
+static int write_cycle(visits_counter *c, struct visits__waiter *batch, uint64_t *n,
+                       uint64_t *base_out, int *fatal)
 {
     struct stat st;
-    uint64_t base;
-    int exists, err, unlock_err;
+    uint64_t base = 0;
+    int exists, err, unlock_err, skip = 0;
 
     *fatal = 0;
     if ((err = visits__lock(c->lockfd)) != 0)
         return err;
     err = visits__read_at(c->dirfd, c->loc.name, &base, &exists, &st, NULL);
-    if (err == 0 && n > UINT64_MAX - base)
-        err = VISITS_EOVERFLOW;
-    if (err == 0)
-        err = visits__replace(c->dirfd, c->loc.name, base + n, c->create_mode,
+    if (err == 0 && *n > UINT64_MAX - base) {
+        if (batch == NULL)
+            err = VISITS_EOVERFLOW; /* interval mode: the sum is all or nothing */
+        else if ((*n = admit(batch, UINT64_MAX - base)) == 0)
+            skip = 1; /* nobody fits: leave the file as it is */
+    }
+    if (err == 0 && !skip)
+        err = visits__replace(c->dirfd, c->loc.name, base + *n, c->create_mode,
                               exists ? (int)(st.st_mode & 07777) : -1, fatal);
     unlock_err = visits__unlock(c->lockfd);
     if (err == 0)
@@ -72,7 +94,8 @@ static int write_cycle(visits_counter *c, uint64_t n, uint64_t *base_out, int *f
 static void run_cycle(visits_counter *c)
 {
     struct visits__waiter *batch = c->queue, *w;
-    uint64_t gen = c->gen++, n = c->pending, calls = c->queue_calls, base = 0, t0, elapsed;
+    uint64_t gen = c->gen++, n = c->pending, queued = n, calls = c->queue_calls, base = 0;
+    uint64_t t0, elapsed;
     int err, fatal = 0;
 
     c->queue = NULL;
@@ -84,7 +107,7 @@ static void run_cycle(visits_counter *c)
 
     t0 = now_ns();
     /* A handle failed by an earlier cycle writes nothing more; its waiters learn why. */
-    err = c->failed ? VISITS_EFAILED : write_cycle(c, n, &base, &fatal);
+    err = c->failed ? VISITS_EFAILED : write_cycle(c, batch, &n, &base, &fatal);
     elapsed = now_ns() - t0;
 
     pthread_mutex_lock(&c->mu);
@@ -94,7 +117,6 @@ static void run_cycle(visits_counter *c)
     if (err == 0) {
         c->value = base + n;
         c->stats.cycles++;
-        c->stats.increments += calls;
         c->stats.cycle_ns_total += elapsed;
         c->stats.cycle_ns_last = elapsed;
         if (calls > c->stats.batch_max)
@@ -105,15 +127,21 @@ static void run_cycle(visits_counter *c)
             c->failed = 1;
         else if (c->opts.sync == VISITS_SYNC_INTERVAL) {
             /* Acknowledged already: keep them for the next attempt. */
-            c->pending += n;
+            c->pending += queued;
             c->queue_calls += calls;
         }
     }
+    if (err == 0 && batch == NULL)
+        c->stats.increments += calls; /* interval mode */
     for (w = batch; w != NULL; w = w->next) {
+        w->done = 1;
+        if (err == 0 && w->err != 0)
+            continue; /* refused by admit() */
         base += w->n;
         w->value = base;
         w->err = err;
-        w->done = 1;
+        if (err == 0)
+            c->stats.increments++;
     }
     /* Only this batch's waiters wake; the next batch's keep sleeping. */
     pthread_cond_broadcast(&c->done_cv[gen & 1]);

@@ -6,7 +6,7 @@ set -euo pipefail
 declare -A PKGS=(
   [build]="gcc make cmake pkg-config libc6-dev libh2o-evloop-dev libssl-dev"
   [test]="libcmocka-dev clang libclang-rt-14-dev python3 curl procps util-linux prometheus valgrind"
-  [container]="podman buildah runc mmdebstrap uidmap"
+  [container]="podman buildah runc mmdebstrap uidmap catatonit"
   [deploy]="nodejs"
   [bench]="wrk h2o sqlite3 libsqlite3-dev redis-server gnuplot-nox hyperfine"
 )
