@@ -190,6 +190,12 @@ cleanup_test() {
 begin_test() {
     require_tools "$@"
     need_image
+    # One such test at a time on this machine, whatever the build directory: podman picks
+    # a bridge name and subnet for a new network from its own (here private) network
+    # configs and the host's live interfaces, so two runs creating networks at once
+    # could pick the same ones.
+    exec 8>"${VISITS_CONTAINER_LOCK:-/run/lock/visits-container-tests.lock}"
+    flock -w 600 8 || fail "another container test held the lock for 10 minutes"
     trap cleanup_test EXIT
     podman network create "$NAME" >/dev/null
 }
