@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # visits-server and visitsctl on Debian bookworm-slim.
 #   buildah bud --format docker -t visits:0.1.0 .      (or: docker build -t visits:0.1.0 .)
 #   podman run -p 8080:8080 -v visits-data:/data visits:0.1.0
@@ -36,7 +35,6 @@ LABEL org.opencontainers.image.title="visits" \
       org.opencontainers.image.description="visits-server: a crash-safe, durable visit counter over HTTP (libvisits + libh2o)" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${REVISION}" \
-      org.opencontainers.image.licenses="MIT" \
       org.opencontainers.image.base.name="docker.io/library/debian:bookworm-slim"
 RUN apt-get update \
     && apt-get install -y --no-install-recommends libh2o-evloop0.13 \

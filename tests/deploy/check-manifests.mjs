@@ -17,7 +17,8 @@
 //   --expect K=V        an overlay's intent, repeatable: statefulsets=N, strategy=T,
 //                       partition=last (only the highest ordinal updates), service-type=T,
 //                       image-tag=TAG (every container image), selects=INSTANCE (the client
-//                       Service "visits" selects that app.kubernetes.io/instance)
+//                       Service "visits" selects that app.kubernetes.io/instance),
+//                       dockerfile-version=V (the Dockerfile's ARG VERSION default)
 //   --expect-fail RE    invert: succeed only if some failure matches the regular expression
 //                       (used by the deliberately broken manifests under broken/)
 // Exit status: 0 all checks passed, 1 a check failed, 2 usage or environment error.
@@ -507,6 +508,10 @@ function expectations() {
             const s = objs.find((o) => o.kind === "Service" && o.metadata?.name === "visits");
             if (s?.spec?.selector?.["app.kubernetes.io/instance"] !== v)
                 fail("Service/visits", `selects instance ${s?.spec?.selector?.["app.kubernetes.io/instance"]}, expected ${v}`);
+        } else if (k === "dockerfile-version") {
+            if (!opts.dockerfile) usage("--expect dockerfile-version needs --dockerfile");
+            const m = readFileSync(opts.dockerfile, "utf8").match(/^\s*ARG\s+VERSION=(\S+)/m);
+            if (m?.[1] !== v) fail(opts.dockerfile, `ARG VERSION=${m?.[1]}, expected the project version ${v}`);
         } else usage(`unknown expectation ${e}`);
     }
 }
