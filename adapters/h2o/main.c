@@ -204,18 +204,19 @@ static int start_workers(struct server *srv)
     srv->workers = calloc(srv->cfg.threads, sizeof(*srv->workers));
     if (srv->workers == NULL)
         return -ENOMEM;
+    /* All of them exist before the first thread runs: a scrape reads every one. */
+    for (unsigned i = 0; i < srv->cfg.threads; i++) {
+        if ((srv->workers[i] = calloc(1, sizeof(*srv->workers[i]))) == NULL)
+            return -ENOMEM;
+        srv->workers[i]->srv = srv;
+        srv->workers[i]->index = i;
+    }
+    srv->nworkers = srv->cfg.threads;
     pthread_barrier_init(&started, NULL, srv->cfg.threads + 1);
     for (unsigned i = 0; i < srv->cfg.threads; i++) {
-        struct worker *w = calloc(1, sizeof(*w));
-        if (w == NULL)
-            return -ENOMEM;
-        w->srv = srv;
-        w->index = i;
-        srv->workers[i] = w;
-        int err = pthread_create(&w->tid, NULL, worker_main, w);
+        int err = pthread_create(&srv->workers[i]->tid, NULL, worker_main, srv->workers[i]);
         if (err != 0)
-            return -err;
-        srv->nworkers = i + 1;
+            return -err; /* the caller exits: the threads started stop with the process */
     }
     pthread_barrier_wait(&started);
     return 0;

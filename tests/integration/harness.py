@@ -26,8 +26,8 @@ SERVER = os.environ.get("VISITS_SERVER", "")
 FAULT_LIB = os.environ.get("VISITS_FAULT_LIB", "")
 NOBODY = 65534
 CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-SANITIZER_MARKS = ("AddressSanitizer", "LeakSanitizer", "UndefinedBehaviorSanitizer",
-                   "runtime error:")
+SANITIZER_MARKS = ("AddressSanitizer", "LeakSanitizer", "ThreadSanitizer",
+                   "UndefinedBehaviorSanitizer", "runtime error:")
 # The sanitizer build is several times slower: scale waits, never load sizes.
 SLOW = 3.0 if os.environ.get("VISITS_SANITIZE") == "1" else 1.0
 STARTUP_RE = re.compile(r"listening on http://(\[[^\]]+\]|[^:/]+):(\d+) ")
