@@ -25,6 +25,7 @@
 #define BACKOFF_MIN_MS 50      /* first retry after a failure */
 #define BACKOFF_MAX_MS 2000    /* slowest retry */
 #define GATHER_MAX_NS 1000000u /* longest wait for a batch to fill (see gather()) */
+#define REPLY_GROUPS 16        /* event loops answered with one message each per batch */
 
 #define COMMIT_BUCKETS 13
 static const double commit_le[COMMIT_BUCKETS - 1] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
@@ -265,13 +266,31 @@ static void commit(struct committer *c, struct visit_wait *batch, size_t n)
         observe_commit(c, now_ns() - t0, n);
     }
     after_write(c, err, v, now_ms());
+    /* Values in queue order; then one message per event loop carries its whole chain
+     * (one lock and at most one wake-up per loop and batch, not per visit). */
+    struct reply_group {
+        h2o_multithread_receiver_t *to;
+        struct visit_wait *head, *tail;
+    } loops[REPLY_GROUPS];
+    size_t nloops = 0;
     uint64_t next = err == 0 ? v - n + 1 : 0;
     for (struct visit_wait *w = batch, *following; w != NULL; w = following) {
-        following = w->next; /* w belongs to its loop again once sent */
+        following = w->next;
         w->err = err;
         w->value = err == 0 ? next++ : 0;
-        h2o_multithread_send_message(w->reply_to, &w->super);
+        w->chain = NULL;
+        size_t i = 0;
+        while (i < nloops && loops[i].to != w->reply_to)
+            i++;
+        if (i == nloops && nloops < REPLY_GROUPS)
+            loops[nloops++] = (struct reply_group){w->reply_to, w, w};
+        else if (i < nloops)
+            loops[i].tail = loops[i].tail->chain = w;
+        else
+            h2o_multithread_send_message(w->reply_to, &w->super); /* more loops than slots */
     }
+    for (size_t i = 0; i < nloops; i++) /* each chain belongs to its loop once sent */
+        h2o_multithread_send_message(loops[i].to, &loops[i].head->super);
 }
 
 /* Idle work: probe after a failure, otherwise re-read the value and the stats. */

@@ -338,15 +338,19 @@ void routes_on_replies(h2o_multithread_receiver_t *receiver, h2o_linklist_t *mes
 {
     struct worker *w = H2O_STRUCT_FROM_MEMBER(struct worker, replies, receiver);
     while (!h2o_linklist_is_empty(messages)) {
-        struct visit_req *vr =
-            H2O_STRUCT_FROM_MEMBER(struct visit_req, wait.super.link, messages->next);
-        h2o_linklist_unlink(&vr->wait.super.link);
-        w->pending--;
-        if (vr->req != NULL) {
-            vr->guard->vr = NULL;
-            answer_visit(vr->req, &vr->wait, w->srv->cfg.counter_path);
+        struct visit_wait *wait =
+            H2O_STRUCT_FROM_MEMBER(struct visit_wait, super.link, messages->next);
+        h2o_linklist_unlink(&wait->super.link);
+        while (wait != NULL) {
+            struct visit_req *vr = H2O_STRUCT_FROM_MEMBER(struct visit_req, wait, wait);
+            wait = wait->chain;
+            w->pending--;
+            if (vr->req != NULL) {
+                vr->guard->vr = NULL;
+                answer_visit(vr->req, &vr->wait, w->srv->cfg.counter_path);
+            }
+            free(vr);
         }
-        free(vr);
     }
 }
 

@@ -122,10 +122,12 @@ void routes_on_replies(h2o_multithread_receiver_t *receiver, h2o_linklist_t *mes
 
 /* ---- committer.c --------------------------------------------------------------------- */
 /* A visit handed to the committer. The committer sets value/err and sends it back to
- * reply_to (the event loop that submitted it). */
+ * reply_to (the event loop that submitted it), chained with the other visits of the same
+ * batch and loop. */
 struct visit_wait {
     h2o_multithread_message_t super; /* first: the message sent back */
     struct visit_wait *next;         /* committer queue */
+    struct visit_wait *chain;        /* more answers for the same loop, in one message */
     h2o_multithread_receiver_t *reply_to;
     uint64_t value;
     int err;
