@@ -478,6 +478,10 @@ step_statefulset() {
     expect_eq "visits-1 /visits" "$(get "${url[1]}/visits")" '{"visits":5,"pod":"visits-1"}'
     expect_eq "kubectl-exec-style cat in visits-1" "$(podman exec visits-1-visits cat /data/visits)" 5
     expect_eq "visits-1 threads from limits.cpu" "$(podman exec visits-1-visits printenv VISITS_THREADS)" 1
+    # The pod's securityContext, applied: user, read-only root, no capabilities.
+    expect_eq "visits-0 user, read-only root, capabilities" \
+        "$(podman inspect visits-0-visits --format '{{.Config.User}} {{.HostConfig.ReadonlyRootfs}} {{.EffectiveCaps}}')" \
+        "$UID_GID true []"
     # Delete and recreate a pod: it gets its own claim back.
     delete_pod 0
     play_pod 0 "$IMAGE" "${port[0]}"
