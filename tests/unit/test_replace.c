@@ -57,13 +57,11 @@ static struct {
     size_t log_len;
     int temp_fd;
     int temp_flags;
-    mode_t temp_mode;
     char rename_from[256];
     char rename_to[256];
     int fsync_fd;
     int writes;
     int fchmod_calls;
-    int flock_calls;
 } inj = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 static void note(char what)
@@ -99,7 +97,6 @@ static int fake_openat(int dirfd, const char *path, int flags, mode_t mode)
     if (temp) {
         note('O');
         inj.temp_flags = flags;
-        inj.temp_mode = mode;
     }
     pthread_mutex_unlock(&inj.mu);
     if (err) {
@@ -192,7 +189,6 @@ static int fake_fchmod(int fd, mode_t mode)
 static int fake_flock(int fd, int op)
 {
     pthread_mutex_lock(&inj.mu);
-    inj.flock_calls++;
     int eintr = (op & LOCK_EX) && inj.flock_eintr > 0;
     if (eintr)
         inj.flock_eintr--;
@@ -216,9 +212,8 @@ static void inject_all(void)
     inj.log[0] = '\0';
     inj.temp_fd = inj.fsync_fd = -1;
     inj.temp_flags = 0;
-    inj.temp_mode = 0;
     inj.rename_from[0] = inj.rename_to[0] = '\0';
-    inj.writes = inj.fchmod_calls = inj.flock_calls = 0;
+    inj.writes = inj.fchmod_calls = 0;
     pthread_mutex_unlock(&inj.mu);
     /* visits_testing_syscall returns the function it replaced: libc's, or ours from an
      * earlier test of this file if a teardown did not run */
