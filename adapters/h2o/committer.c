@@ -342,6 +342,7 @@ static void gather(struct committer *c)
 static void *committer_main(void *arg)
 {
     struct committer *c = arg;
+    pthread_setname_np(pthread_self(), "visits-commit"); /* as top -H and ps -L show it */
     c->next_refresh_ms = now_ms() + REFRESH_MS;
     pthread_mutex_lock(&c->mu);
     c->want = SIZE_MAX;

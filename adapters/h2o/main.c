@@ -163,6 +163,9 @@ static pthread_barrier_t started;
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
+    char name[16];
+    snprintf(name, sizeof(name), "visits-loop-%zu", w->index % 1000);
+    pthread_setname_np(pthread_self(), name);
     h2o_context_init(&w->ctx, h2o_evloop_create(), &w->srv->globalconf);
     h2o_multithread_register_receiver(w->ctx.queue, &w->replies, routes_on_replies);
     h2o_multithread_register_receiver(w->ctx.queue, &w->wakeup, on_wakeup);
