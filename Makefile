@@ -10,7 +10,7 @@ SAN_ENV = ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
           UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
           LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0
 
-.PHONY: all deps run test test-main test-asan test-tsan test-fuzz bench install format clean
+.PHONY: all deps run test test-main test-asan test-tsan test-fuzz bench image install format clean
 
 all: $(BUILD)/.built
 
@@ -66,6 +66,12 @@ bench:
 	$(CMAKE) -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF
 	$(CMAKE) --build build-bench -j$(JOBS)
 	build-bench/bench/counter $(if $(BENCH_DIR),$(BENCH_DIR),build-bench/data)
+
+# The container image, built offline: base image from the Debian mirror, then buildah.
+image:
+	@scripts/deps.sh container
+	deploy/image/base-image.sh
+	buildah bud --pull=never --isolation chroot --format docker -t visits:0.1.0 .
 
 install: all
 	$(CMAKE) --install $(BUILD)
