@@ -222,10 +222,10 @@ struct server {
     int listen_fd;
     unsigned port; /* effective port */
     atomic_int stopping;
-    double start_time; /* seconds since the epoch */
-    char *pod_json;    /* the pod name escaped for JSON */
-    char *pod_html;    /* ... and for HTML */
-    char *page_tail;   /* the HTML page after the visit line (routes.c) */
+    double start_time;     /* seconds since the epoch */
+    char *pod_json;        /* the pod name escaped for JSON */
+    char *pod_html;        /* ... and for HTML */
+    const char *page_tail; /* the HTML page after the visit line (routes.c) */
 };
 
 /* The worker whose event loop runs ctx. */
