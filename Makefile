@@ -10,7 +10,7 @@ SAN_ENV = ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
           UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
           LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0
 
-.PHONY: all deps run test test-main test-asan test-tsan test-fuzz bench image install format clean
+.PHONY: all deps run test test-main test-asan test-tsan test-valgrind test-fuzz bench image install format clean
 
 all: $(BUILD)/.built
 
@@ -30,10 +30,11 @@ run: deps
 	exec $(BUILD)/adapters/h2o/visits-server --bind 127.0.0.1 --port $(PORT) --data-dir var
 
 # Every suite, from fresh build directories, warnings as errors; then the unit and
-# integration suites under ASan+UBSan and TSan, and the parser fuzzer for 30 s.
+# integration suites under ASan+UBSan, the library's unit tests under TSan and valgrind,
+# and the parser fuzzer for 30 s.
 test:
 	@scripts/deps.sh build test container deploy
-	$(MAKE) test-main test-asan test-tsan test-fuzz
+	$(MAKE) test-main test-asan test-tsan test-valgrind test-fuzz
 
 test-main:
 	rm -rf build-test
@@ -52,7 +53,14 @@ test-tsan:
 	$(CMAKE) -S . -B build-tsan -DVISITS_WERROR=ON -DVISITS_TSAN=ON -DVISITS_BUILD_SERVER=OFF \
 	  -DCMAKE_BUILD_TYPE=Debug
 	$(CMAKE) --build build-tsan -j$(JOBS)
-	TSAN_OPTIONS=halt_on_error=1 $(CTEST) --test-dir build-tsan -L unit -R concurrency --output-on-failure
+	TSAN_OPTIONS=halt_on_error=1 $(CTEST) --test-dir build-tsan -R '^unit_' --output-on-failure
+
+test-valgrind:
+	rm -rf build-valgrind
+	$(CMAKE) -S . -B build-valgrind -DVISITS_WERROR=ON -DVISITS_BUILD_SERVER=OFF -DCMAKE_BUILD_TYPE=Debug
+	$(CMAKE) --build build-valgrind -j$(JOBS)
+	$(CTEST) --test-dir build-valgrind -T memcheck -R '^unit_' --output-on-failure \
+	  --overwrite MemoryCheckCommandOptions="--error-exitcode=97 --leak-check=full --errors-for-leak-kinds=definite"
 
 test-fuzz:
 	rm -rf build-fuzz
@@ -80,4 +88,4 @@ format:
 	clang-format -i include/*.h libvisits/*.[ch] adapters/*/*.[ch] tests/*/*.[ch] bench/*.c
 
 clean:
-	rm -rf build build-test build-asan build-tsan build-fuzz build-bench
+	rm -rf build build-test build-asan build-tsan build-valgrind build-fuzz build-bench
