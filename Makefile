@@ -74,6 +74,7 @@ bench:
 	$(CMAKE) -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF
 	$(CMAKE) --build build-bench -j$(JOBS)
 	build-bench/bench/counter $(if $(BENCH_DIR),$(BENCH_DIR),build-bench/data)
+	bench/http/run.sh build-bench/adapters/h2o/visits-server
 
 # The container image, built offline: base image from the Debian mirror, then buildah.
 image:

@@ -8,7 +8,7 @@ declare -A PKGS=(
   [test]="libcmocka-dev clang libclang-rt-14-dev python3 curl procps util-linux prometheus valgrind"
   [container]="podman buildah runc mmdebstrap uidmap catatonit"
   [deploy]="nodejs"
-  [bench]="wrk h2o sqlite3 libsqlite3-dev redis-server gnuplot-nox hyperfine"
+  [bench]="curl wrk h2o sqlite3 libsqlite3-dev redis-server gnuplot-nox hyperfine"
 )
 
 want=()
