@@ -14,6 +14,8 @@
 #define DEFAULT_DATA_DIR "/data"
 #define MAX_THREADS 256
 #define MAX_INTERVAL_MS 3600000u
+#define DEFAULT_PEER_TIMEOUT_MS 500
+#define MAX_PEER_TIMEOUT_MS 60000
 
 /* A CPU limit of the cgroup (a container's "resources.limits.cpu"), rounded up; 0 if
  * none. cgroup v2 "cpu.max" holds "QUOTA PERIOD" or "max PERIOD"; v1 has two files. */
@@ -57,27 +59,38 @@ unsigned config_cpu_count(void)
 static void usage(FILE *out)
 {
     unsigned cpus = config_cpu_count();
-    fprintf(out,
-            "Usage: " SERVER_NAME " [OPTIONS]\n"
-            "Serve a durable visit counter over HTTP (the counter is DIR/visits).\n"
-            "\n"
-            "Options (each has an environment variable; the flag wins):\n"
-            "  --port N          PORT             TCP port; 0 picks a free one (default %d)\n"
-            "  --bind ADDR       VISITS_BIND      IPv4 or IPv6 address to listen on (default %s)\n"
-            "  --data-dir DIR    VISITS_DATA_DIR  directory of the counter file (default %s)\n"
-            "  --threads N       VISITS_THREADS   event-loop threads, 1..%d (default: CPU count,\n"
-            "                                     CPU limit of the cgroup included; here %u)\n"
-            "  --sync MODE       VISITS_SYNC      always | interval:MS (default always)\n"
-            "  --pod-name NAME   POD_NAME         name shown in responses (default: hostname)\n"
-            "  --print-routes    print the route table (path, methods, purpose) and exit\n"
-            "  --help            print this help and exit\n"
-            "  --version         print the version and exit\n"
-            "\n"
-            "--sync always answers GET / after the new value is on disk; interval:MS answers\n"
-            "at once and writes within MS milliseconds (and at shutdown).\n"
-            "\n"
-            "Routes:\n",
-            DEFAULT_PORT, DEFAULT_BIND, DEFAULT_DATA_DIR, MAX_THREADS, cpus);
+    fprintf(
+        out,
+        "Usage: " SERVER_NAME " [OPTIONS]\n"
+        "Serve a durable visit counter over HTTP (the counter is DIR/visits).\n"
+        "\n"
+        "Options (each has an environment variable; the flag wins):\n"
+        "  --port N          PORT             TCP port; 0 picks a free one (default %d)\n"
+        "  --bind ADDR       VISITS_BIND      IPv4 or IPv6 address to listen on (default %s)\n"
+        "  --data-dir DIR    VISITS_DATA_DIR  directory of the counter file (default %s)\n"
+        "  --threads N       VISITS_THREADS   event-loop threads, 1..%d (default: CPU count,\n"
+        "                                     CPU limit of the cgroup included; here %u)\n"
+        "  --sync MODE       VISITS_SYNC      always | interval:MS (default always)\n"
+        "  --pod-name NAME   POD_NAME         name shown in responses (default: hostname)\n"
+        "  --peers LIST      VISITS_PEERS     peers whose counts /cluster adds up:\n"
+        "                                     HOST:PORT,... (IPv6 as [ADDR]:PORT; default none)\n"
+        "  --peers-dns NAME:PORT  VISITS_PEERS_DNS  every address of NAME is a peer, e.g.\n"
+        "                                     the StatefulSet's headless Service (default none)\n"
+        "  --peer-timeout-ms N    VISITS_PEER_TIMEOUT_MS  /cluster waits at most N ms for\n"
+        "                                     the peers, 1..%d (default %d)\n"
+        "  --print-routes    print the route table (path, methods, purpose) and exit\n"
+        "  --help            print this help and exit\n"
+        "  --version         print the version and exit\n"
+        "\n"
+        "--sync always answers GET / after the new value is on disk; interval:MS answers\n"
+        "at once and writes within MS milliseconds (and at shutdown).\n"
+        "GET /cluster answers every pod's count and the total: this server's own and\n"
+        "each peer's GET /visits; this server is recognised among the peers and not\n"
+        "counted twice. With no peers it shows this pod alone.\n"
+        "\n"
+        "Routes:\n",
+        DEFAULT_PORT, DEFAULT_BIND, DEFAULT_DATA_DIR, MAX_THREADS, cpus, MAX_PEER_TIMEOUT_MS,
+        DEFAULT_PEER_TIMEOUT_MS);
     for (size_t i = 0; i < ROUTE_COUNT; i++) {
         char methods[64];
         fprintf(out, "  %-9s %-9s %s\n", server_routes[i].path,
@@ -182,6 +195,48 @@ static int set_pod_name(struct server_config *cfg, const char *source, const cha
     return CONFIG_RUN;
 }
 
+static int set_peer_list(struct server_config *cfg, const char *source, const char *v, int dns)
+{
+    char err[400];
+    struct peer_source *list;
+    size_t n;
+    if (peers_parse(v, dns, &list, &n, err, sizeof(err)) != 0) {
+        fprintf(stderr, SERVER_NAME ": %s: invalid value '%s': %s (expected %s)\n", source, v, err,
+                dns ? "NAME:PORT" : "HOST:PORT[,HOST:PORT...]");
+        return 2;
+    }
+    if (dns) {
+        memset(&cfg->peers_dns, 0, sizeof(cfg->peers_dns));
+        if (n == 1)
+            cfg->peers_dns = list[0];
+        free(list);
+    } else {
+        free(cfg->peers);
+        cfg->peers = list;
+        cfg->npeers = n;
+    }
+    return CONFIG_RUN;
+}
+
+static int set_peers(struct server_config *cfg, const char *source, const char *v)
+{
+    return set_peer_list(cfg, source, v, 0);
+}
+
+static int set_peers_dns(struct server_config *cfg, const char *source, const char *v)
+{
+    return set_peer_list(cfg, source, v, 1);
+}
+
+static int set_peer_timeout(struct server_config *cfg, const char *source, const char *v)
+{
+    unsigned long n;
+    if (parse_uint(v, 1, MAX_PEER_TIMEOUT_MS, &n) != 0)
+        return bad_value(source, v, "milliseconds 1..60000");
+    cfg->peer_timeout_ms = (unsigned)n;
+    return CONFIG_RUN;
+}
+
 typedef int (*setter)(struct server_config *, const char *, const char *);
 static const struct option_def {
     const char *flag;
@@ -194,6 +249,9 @@ static const struct option_def {
     {"--threads", "VISITS_THREADS", set_threads},
     {"--sync", "VISITS_SYNC", set_sync},
     {"--pod-name", "POD_NAME", set_pod_name},
+    {"--peers", "VISITS_PEERS", set_peers},
+    {"--peers-dns", "VISITS_PEERS_DNS", set_peers_dns},
+    {"--peer-timeout-ms", "VISITS_PEER_TIMEOUT_MS", set_peer_timeout},
 };
 #define NUM_OPTIONS (sizeof(options) / sizeof(options[0]))
 
@@ -206,6 +264,7 @@ static int set_defaults(struct server_config *cfg)
     if (cfg->threads > MAX_THREADS)
         cfg->threads = MAX_THREADS;
     visits_options_init(&cfg->opts);
+    cfg->peer_timeout_ms = DEFAULT_PEER_TIMEOUT_MS;
     if (gethostname(cfg->pod_name, sizeof(cfg->pod_name)) != 0 || cfg->pod_name[0] == '\0')
         strcpy(cfg->pod_name, "unknown");
     cfg->pod_name[sizeof(cfg->pod_name) - 1] = '\0';
@@ -286,7 +345,10 @@ void config_free(struct server_config *cfg)
 {
     free(cfg->data_dir);
     free(cfg->counter_path);
+    free(cfg->peers);
     cfg->data_dir = cfg->counter_path = NULL;
+    cfg->peers = NULL;
+    cfg->npeers = 0;
 }
 
 const char *config_sync_name(const struct server_config *cfg, char *buf, size_t size)

@@ -8,6 +8,8 @@
  */
 #include "server.h"
 
+#include <h2o/hostinfo.h>
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -169,6 +171,10 @@ static void *worker_main(void *arg)
     h2o_context_init(&w->ctx, h2o_evloop_create(), &w->srv->globalconf);
     h2o_multithread_register_receiver(w->ctx.queue, &w->replies, routes_on_replies);
     h2o_multithread_register_receiver(w->ctx.queue, &w->wakeup, on_wakeup);
+    if (cluster_worker_init(w) != 0) {
+        log_error("thread %zu: cannot set up /cluster: out of memory", w->index);
+        exit(1);
+    }
     w->accept_ctx.ctx = &w->ctx;
     w->accept_ctx.hosts = w->srv->globalconf.hosts;
     int fd = fcntl(w->srv->listen_fd, F_DUPFD_CLOEXEC, 0);
@@ -232,6 +238,10 @@ static void setup_h2o(struct server *srv)
     h2o_config_init(&srv->globalconf);
     srv->globalconf.server_name = h2o_iovec_init(H2O_STRLIT(SERVER_NAME));
     srv->globalconf.max_request_entity_size = MAX_REQUEST_BODY;
+    /* Peer names for /cluster are resolved by libh2o's getaddrinfo threads (one by
+     * default): one per event loop (at most 8), so that a slow DNS answer delays one
+     * loop only. */
+    h2o_hostinfo_max_threads = srv->cfg.threads < 8 ? srv->cfg.threads : 8;
     h2o_hostconf_t *host =
         h2o_config_register_host(&srv->globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     routes_register(srv, host);

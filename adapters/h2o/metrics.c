@@ -101,6 +101,32 @@ static void render_durations(struct server *srv, struct strbuf *sb)
     }
 }
 
+static void render_peers(struct server *srv, struct strbuf *sb)
+{
+    strbuf_puts(sb, "# HELP visits_peer_requests_total Requests of GET /cluster to the peers' "
+                    "/visits, by outcome.\n"
+                    "# TYPE visits_peer_requests_total counter\n");
+    for (int o = 0; o < PEER_OUTCOME_COUNT; o++) {
+        uint64_t n = 0;
+        for (size_t w = 0; w < srv->nworkers; w++)
+            n += counter_get(&srv->workers[w]->metrics.peer_requests[o]);
+        strbuf_printf(sb, "visits_peer_requests_total{outcome=\"%s\"} %" PRIu64 "\n",
+                      peer_outcome_names[o], n);
+    }
+    uint64_t ok = 0, failed = 0;
+    for (size_t w = 0; w < srv->nworkers; w++) {
+        ok += counter_get(&srv->workers[w]->metrics.dns_lookups[0]);
+        failed += counter_get(&srv->workers[w]->metrics.dns_lookups[1]);
+    }
+    strbuf_printf(sb,
+                  "# HELP visits_peer_dns_lookups_total Resolutions of peer names (--peers, "
+                  "--peers-dns), by result.\n"
+                  "# TYPE visits_peer_dns_lookups_total counter\n"
+                  "visits_peer_dns_lookups_total{result=\"ok\"} %" PRIu64 "\n"
+                  "visits_peer_dns_lookups_total{result=\"error\"} %" PRIu64 "\n",
+                  ok, failed);
+}
+
 void metrics_render(struct server *srv, struct strbuf *sb)
 {
     strbuf_printf(sb,
@@ -111,6 +137,7 @@ void metrics_render(struct server *srv, struct strbuf *sb)
     render_requests(srv, sb);
     render_durations(srv, sb);
     committer_metrics(srv->committer, sb);
+    render_peers(srv, sb);
     char sync[32];
     strbuf_printf(sb,
                   "# HELP visits_build_info Versions of visits-server, libvisits and libh2o.\n"

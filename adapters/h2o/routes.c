@@ -14,6 +14,7 @@
 const struct route server_routes[ROUTE_COUNT] = {
     [ROUTE_ROOT] = {"/", GET_HEAD, "visit"},
     [ROUTE_VISITS] = {"/visits", GET_HEAD, "count"},
+    [ROUTE_CLUSTER] = {"/cluster", GET_HEAD, "cluster"},
     [ROUTE_HEALTH] = {"/health", GET_HEAD, "liveness"},
     [ROUTE_READY] = {"/ready", GET_HEAD, "readiness"},
     [ROUTE_METRICS] = {"/metrics", GET_HEAD, "metrics"},
@@ -82,15 +83,15 @@ static struct server *server_of(h2o_req_t *req)
     return worker_of(req->conn->ctx)->srv;
 }
 
-static void add_header(h2o_req_t *req, const h2o_token_t *token, const char *value)
+void add_header(h2o_req_t *req, const h2o_token_t *token, const char *value)
 {
     h2o_add_header(&req->pool, &req->res.headers, token, NULL, value, strlen(value));
 }
 
 /* Sends body (copied into the request's pool) with a Content-Length; HEAD gets the
  * headers only. */
-static void respond(h2o_req_t *req, int status, const char *reason, const char *type,
-                    const char *body, size_t len)
+void respond(h2o_req_t *req, int status, const char *reason, const char *type, const char *body,
+             size_t len)
 {
     static h2o_generator_t generator = {NULL, NULL};
     /* libh2o decides keep-alive when the request arrives; a request that was in flight
@@ -113,7 +114,7 @@ static void respond(h2o_req_t *req, int status, const char *reason, const char *
 
 /* The event loop's reusable buffer for building a body (copied into the request's pool
  * when sent), emptied. */
-static struct strbuf *scratch(h2o_req_t *req)
+struct strbuf *scratch(h2o_req_t *req)
 {
     struct strbuf *sb = &worker_of(req->conn->ctx)->scratch;
     if (sb->oom || sb->cap > SCRATCH_KEEP)
@@ -122,8 +123,7 @@ static struct strbuf *scratch(h2o_req_t *req)
     return sb;
 }
 
-static void respond_sb(h2o_req_t *req, int status, const char *reason, const char *type,
-                       struct strbuf *sb)
+void respond_sb(h2o_req_t *req, int status, const char *reason, const char *type, struct strbuf *sb)
 {
     if (sb->oom) {
         static const char oom[] = "{\"status\":500,\"error\":\"out of memory\"}\n";
@@ -134,7 +134,7 @@ static void respond_sb(h2o_req_t *req, int status, const char *reason, const cha
     sb->len = 0;
 }
 
-static void respond_error(h2o_req_t *req, int status, const char *reason, const char *message)
+void respond_error(h2o_req_t *req, int status, const char *reason, const char *message)
 {
     struct strbuf *sb = scratch(req);
     strbuf_printf(sb, "{\"status\":%d,\"error\":\"", status);
@@ -225,16 +225,17 @@ static double accept_q(h2o_iovec_t accept, const char *type, const char *subtype
     return best_q;
 }
 
+double accept_quality(h2o_req_t *req, const char *type, const char *subtype)
+{
+    ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_ACCEPT, -1);
+    return i == -1 ? -1 : accept_q(req->headers.entries[i].value, type, subtype);
+}
+
 /* JSON when the client prefers application/json to text/html; HTML otherwise. */
 static int wants_json(h2o_req_t *req)
 {
-    ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_ACCEPT, -1);
-    if (i == -1)
-        return 0;
-    h2o_iovec_t accept = req->headers.entries[i].value;
-    double qj = accept_q(accept, "application", "json");
-    double qh = accept_q(accept, "text", "html");
-    return qj > 0 && qj > qh;
+    double qj = accept_quality(req, "application", "json");
+    return qj > 0 && qj > accept_quality(req, "text", "html");
 }
 
 /* The part of the HTML page after the visit line: links to the other routes. */
@@ -271,7 +272,7 @@ static void respond_page(h2o_req_t *req, uint64_t value)
         strftime(w->page_when, sizeof(w->page_when), "%Y-%m-%d %H:%M:%S UTC", &tm);
         w->page_second = now;
     }
-    strbuf_puts(sb, "<!DOCTYPE html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\">"
+    strbuf_puts(sb, "<!DOCTYPE html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\">" PAGE_ICON
                     "<title>Visit ");
     strbuf_u64(sb, value);
     strbuf_puts(sb, "</title></head>\n<body>\n<h1>Visit number ");
@@ -428,13 +429,16 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     case ROUTE_VISITS:
         handle_visits(req);
         break;
+    case ROUTE_CLUSTER:
+        cluster_handle(req);
+        break;
     case ROUTE_HEALTH:
         handle_health(req);
         break;
     case ROUTE_READY:
         handle_ready(req);
         break;
-    default:
+    case ROUTE_METRICS:
         handle_metrics(req);
         break;
     }

@@ -3,8 +3,9 @@
  *
  * main.c owns the configuration, the listener, the threads and the signals; routes.c owns
  * the route table and the handlers; committer.c owns the counter and the only thread that
- * writes it; metrics.c and accesslog.c observe every request. Event-loop threads never
- * touch the disk: they hand visits to the committer and get the values back through
+ * writes it; metrics.c and accesslog.c observe every request; cluster.c answers /cluster
+ * by asking the peers that peers.c finds (json.c reads their answers). Event-loop threads
+ * never touch the disk: they hand visits to the committer and get the values back through
  * h2o's multithread queue.
  */
 #ifndef VISITS_SERVER_H
@@ -21,6 +22,22 @@
 
 #define SERVER_NAME "visits-server"
 
+/* ---- peers.c: who the other pods are (parsing here, resolution below) ------------------ */
+#define PEERS_MAX 64          /* addresses one /cluster request queries */
+#define PEER_HOST_MAX 253     /* a DNS name */
+#define PEERS_DNS_TTL_MS 1000 /* how long an event loop reuses resolved names */
+struct peer_source {
+    char host[PEER_HOST_MAX + 1]; /* IPv4, IPv6 (no brackets) or a DNS name */
+    uint16_t port;
+    int every_address; /* --peers-dns: every address of the name is a peer */
+    int numeric;       /* host is an IP address: nothing to resolve */
+};
+/* Parses "HOST:PORT[,HOST:PORT...]" (IPv6 as "[ADDR]:PORT"; every_address 0, at most
+ * PEERS_MAX) or one "NAME:PORT" (every_address 1) into a malloc'd array; "" gives none.
+ * Returns 0, or -1 with the offending entry and the reason in err. */
+int peers_parse(const char *spec, int every_address, struct peer_source **out, size_t *count,
+                char *err, size_t errsize);
+
 /* ---- config.c ------------------------------------------------------------------------ */
 struct server_config {
     char bind[64];       /* numeric IPv4 or IPv6 address */
@@ -30,6 +47,10 @@ struct server_config {
     unsigned threads;    /* event-loop threads */
     visits_options opts; /* sync mode and interval */
     char pod_name[254];
+    struct peer_source *peers; /* malloc'd: --peers */
+    size_t npeers;
+    struct peer_source peers_dns; /* --peers-dns; host "" when not given */
+    unsigned peer_timeout_ms;     /* --peer-timeout-ms */
 };
 
 enum { CONFIG_RUN = -1 };
@@ -82,7 +103,15 @@ __attribute__((format(printf, 1, 2)))
 void log_error(const char *fmt, ...);
 
 /* ---- routes.c ------------------------------------------------------------------------ */
-enum route_id { ROUTE_ROOT, ROUTE_VISITS, ROUTE_HEALTH, ROUTE_READY, ROUTE_METRICS, ROUTE_COUNT };
+enum route_id {
+    ROUTE_ROOT,
+    ROUTE_VISITS,
+    ROUTE_CLUSTER,
+    ROUTE_HEALTH,
+    ROUTE_READY,
+    ROUTE_METRICS,
+    ROUTE_COUNT
+};
 #define ROUTE_NONE ROUTE_COUNT /* unknown path (404), a metrics label too */
 
 enum method_id {
@@ -119,6 +148,19 @@ struct server;
 void routes_register(struct server *srv, h2o_hostconf_t *hostconf);
 /* Receiver callback of struct worker.replies: answers the visits the committer finished. */
 void routes_on_replies(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages);
+/* Helpers shared with cluster.c: a response with this body (copied) and a Content-Length;
+ * the loop's emptied scratch buffer; a JSON error; content negotiation. */
+void respond(h2o_req_t *req, int status, const char *reason, const char *type, const char *body,
+             size_t len);
+struct strbuf *scratch(h2o_req_t *req);
+void respond_sb(h2o_req_t *req, int status, const char *reason, const char *type,
+                struct strbuf *sb);
+void respond_error(h2o_req_t *req, int status, const char *reason, const char *message);
+void add_header(h2o_req_t *req, const h2o_token_t *token, const char *value);
+/* q of the most specific media range of the request's Accept that matches type/subtype;
+ * -1 when none does or there is no Accept header. */
+double accept_quality(h2o_req_t *req, const char *type, const char *subtype);
+#define PAGE_ICON "<link rel=\"icon\" href=\"data:,\">" /* no /favicon.ico request */
 
 /* ---- committer.c --------------------------------------------------------------------- */
 /* A visit handed to the committer. The committer sets value/err and sends it back to
@@ -155,6 +197,68 @@ void committer_metrics(struct committer *c, struct strbuf *sb);
 int committer_stop(struct committer *c, uint64_t deadline_ms, uint64_t *final_value);
 void committer_free(struct committer *c);
 
+/* ---- json.c -------------------------------------------------------------------------- */
+/* Reads a peer's GET /visits body: one JSON object with "visits" (an integer
+ * 0..UINT64_MAX) and "pod" (1..253 characters, no control characters; copied into pod).
+ * Returns NULL, or err filled with what is wrong ("not JSON: ... at byte N", "wrong
+ * shape: ..."). */
+const char *peer_answer_parse(const char *body, size_t len, uint64_t *visits, char *pod,
+                              size_t pod_size, char *err, size_t err_size);
+
+/* ---- peers.c: resolution ------------------------------------------------------------- */
+struct peer_target {
+    int family; /* AF_INET or AF_INET6 */
+    unsigned char addr[16];
+    uint16_t port;
+    char host[46];  /* numeric address */
+    char label[56]; /* "10.1.2.3:8080" or "[fd00::1]:8080" */
+    int self;       /* one of this server's own addresses and its port */
+};
+struct peer_problem {
+    char label[PEER_HOST_MAX + 8]; /* "NAME:PORT" that did not resolve */
+    char error[PEER_HOST_MAX + 80];
+};
+struct peer_list {
+    struct peer_target *targets; /* unique addresses, at most PEERS_MAX */
+    size_t ntargets;
+    struct peer_problem *problems;
+    size_t nproblems;
+};
+struct resolve_wait {
+    h2o_linklist_t link;
+    void (*cb)(struct resolve_wait *wait, const struct peer_list *list);
+};
+struct resolver;
+struct worker;
+int resolver_create(struct resolver **out, struct worker *w);
+void resolver_free(struct resolver *r);
+/* The current peer list (valid until control returns to the event loop), or NULL when
+ * names must be resolved first: then wait->cb gets it later on this loop, unless
+ * resolver_cancel(wait) is called before. Never blocks. */
+const struct peer_list *resolver_get(struct resolver *r, struct resolve_wait *wait);
+void resolver_cancel(struct resolve_wait *wait);
+
+/* ---- cluster.c ----------------------------------------------------------------------- */
+enum peer_outcome {
+    PEER_OK,
+    PEER_TIMEOUT,
+    PEER_CONNECT_ERROR,
+    PEER_IO_ERROR,
+    PEER_BAD_STATUS,
+    PEER_BAD_BODY,
+    PEER_TOO_LARGE,
+    PEER_CANCELLED,
+    PEER_OUTCOME_COUNT
+};
+#define PEER_BODY_MAX 4096       /* a /visits answer is under 300 bytes */
+#define CLUSTER_MAX_IN_FLIGHT 64 /* /cluster requests one event loop serves at once */
+extern const char *const peer_outcome_names[PEER_OUTCOME_COUNT];
+struct cluster_worker;
+/* Per event loop, in its thread: the HTTP client context and the peer resolver. */
+int cluster_worker_init(struct worker *w);
+/* GET or HEAD /cluster. */
+void cluster_handle(h2o_req_t *req);
+
 /* ---- metrics.c ----------------------------------------------------------------------- */
 #define METRICS_STATUS_COUNT 12
 #define METRICS_DURATION_BUCKETS 12
@@ -164,6 +268,8 @@ struct thread_metrics {
     atomic_uint_fast64_t duration_bucket[ROUTE_COUNT + 1][METRICS_DURATION_BUCKETS];
     atomic_uint_fast64_t duration_ns_sum[ROUTE_COUNT + 1];
     atomic_uint_fast64_t duration_count[ROUTE_COUNT + 1];
+    atomic_uint_fast64_t peer_requests[PEER_OUTCOME_COUNT]; /* /cluster's requests to peers */
+    atomic_uint_fast64_t dns_lookups[2];                    /* peer names: resolved, failed */
 };
 void metrics_observe(struct thread_metrics *m, int route, int method, int status,
                      uint64_t duration_ns);
@@ -210,6 +316,7 @@ struct worker {
     struct strbuf scratch; /* response bodies are built here (routes.c) */
     time_t page_second;    /* the HTML page's time, formatted once a second */
     char page_when[32];
+    struct cluster_worker *cluster; /* /cluster's state on this loop (cluster.c) */
 };
 #define SCRATCH_KEEP 65536 /* a larger scratch buffer is freed after use */
 

@@ -8,10 +8,10 @@ import subprocess
 
 from harness import NOBODY, SERVER, ServerTest, require, run_tests
 
-ROUTES = ("/ GET,HEAD visit\n/visits GET,HEAD count\n/health GET,HEAD liveness\n"
-          "/ready GET,HEAD readiness\n/metrics GET,HEAD metrics\n")
+ROUTES = ("/ GET,HEAD visit\n/visits GET,HEAD count\n/cluster GET,HEAD cluster\n"
+          "/health GET,HEAD liveness\n/ready GET,HEAD readiness\n/metrics GET,HEAD metrics\n")
 ENV_NAMES = ("PORT", "VISITS_BIND", "VISITS_DATA_DIR", "VISITS_THREADS", "VISITS_SYNC",
-             "POD_NAME")
+             "POD_NAME", "VISITS_PEERS", "VISITS_PEERS_DNS", "VISITS_PEER_TIMEOUT_MS")
 
 
 def clean_env(**extra):
@@ -36,7 +36,8 @@ class Informational(ServerTest):
         for text in ("--port N", "(default 8080)", "--bind ADDR", "(default 0.0.0.0)",
                      "--data-dir DIR", "(default /data)", "--threads N", "CPU count",
                      "--sync MODE", "always | interval:MS", "--pod-name NAME", "hostname",
-                     "--print-routes", "--version") + ENV_NAMES:
+                     "--peers LIST", "--peers-dns NAME:PORT", "--peer-timeout-ms N",
+                     "(default 500)", "--print-routes", "--version") + ENV_NAMES:
             self.assertIn(text, out)
 
     def test_version(self):
