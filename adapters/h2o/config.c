@@ -59,38 +59,36 @@ unsigned config_cpu_count(void)
 static void usage(FILE *out)
 {
     unsigned cpus = config_cpu_count();
-    fprintf(
-        out,
-        "Usage: " SERVER_NAME " [OPTIONS]\n"
-        "Serve a durable visit counter over HTTP (the counter is DIR/visits).\n"
-        "\n"
-        "Options (each has an environment variable; the flag wins):\n"
-        "  --port N          PORT             TCP port; 0 picks a free one (default %d)\n"
-        "  --bind ADDR       VISITS_BIND      IPv4 or IPv6 address to listen on (default %s)\n"
-        "  --data-dir DIR    VISITS_DATA_DIR  directory of the counter file (default %s)\n"
-        "  --threads N       VISITS_THREADS   event-loop threads, 1..%d (default: CPU count,\n"
-        "                                     CPU limit of the cgroup included; here %u)\n"
-        "  --sync MODE       VISITS_SYNC      always | interval:MS (default always)\n"
-        "  --pod-name NAME   POD_NAME         name shown in responses (default: hostname)\n"
-        "  --peers LIST      VISITS_PEERS     peers whose counts /cluster adds up:\n"
-        "                                     HOST:PORT,... (IPv6 as [ADDR]:PORT; default none)\n"
-        "  --peers-dns NAME:PORT  VISITS_PEERS_DNS  every address of NAME is a peer, e.g.\n"
-        "                                     the StatefulSet's headless Service (default none)\n"
-        "  --peer-timeout-ms N    VISITS_PEER_TIMEOUT_MS  /cluster waits at most N ms for\n"
-        "                                     the peers, 1..%d (default %d)\n"
-        "  --print-routes    print the route table (path, methods, purpose) and exit\n"
-        "  --help            print this help and exit\n"
-        "  --version         print the version and exit\n"
-        "\n"
-        "--sync always answers GET / after the new value is on disk; interval:MS answers\n"
-        "at once and writes within MS milliseconds (and at shutdown).\n"
-        "GET /cluster answers every pod's count and the total: this server's own and\n"
-        "each peer's GET /visits; this server is recognised among the peers and not\n"
-        "counted twice. With no peers it shows this pod alone.\n"
-        "\n"
-        "Routes:\n",
-        DEFAULT_PORT, DEFAULT_BIND, DEFAULT_DATA_DIR, MAX_THREADS, cpus, MAX_PEER_TIMEOUT_MS,
-        DEFAULT_PEER_TIMEOUT_MS);
+    fprintf(out,
+            "Usage: " SERVER_NAME " [OPTIONS]\n"
+            "Serve a durable visit counter over HTTP (the counter is DIR/visits).\n"
+            "\n"
+            "Options (each has an environment variable; the flag wins):\n"
+            "  --port N          PORT             TCP port; 0 picks a free one (default %d)\n"
+            "  --bind ADDR       VISITS_BIND      IPv4 or IPv6 address to listen on (default %s)\n"
+            "  --data-dir DIR    VISITS_DATA_DIR  directory of the counter file (default %s)\n"
+            "  --threads N       VISITS_THREADS   event-loop threads, 1..%d (default: CPU count,\n"
+            "                                     CPU limit of the cgroup included; here %u)\n"
+            "  --sync MODE       VISITS_SYNC      always | interval:MS (default always)\n"
+            "  --pod-name NAME   POD_NAME         name shown in responses (default: hostname)\n"
+            "  --peers LIST      VISITS_PEERS     the peers /cluster asks: HOST:PORT,...\n"
+            "                                     (IPv6 as [ADDR]:PORT; default none)\n"
+            "  --peers-dns NAME:PORT              every address of NAME is a peer, e.g. a\n"
+            "                    VISITS_PEERS_DNS headless Service (default none)\n"
+            "  --peer-timeout-ms N                how long /cluster waits for the peers,\n"
+            "                    VISITS_PEER_TIMEOUT_MS  1..%d ms (default %d)\n"
+            "  --print-routes    print the route table (path, methods, purpose) and exit\n"
+            "  --help            print this help and exit\n"
+            "  --version         print the version and exit\n"
+            "\n"
+            "--sync always answers GET / after the new value is on disk; interval:MS answers\n"
+            "at once and writes within MS milliseconds (and at shutdown).\n"
+            "GET /cluster shows every pod's count and the total: this server's own and each\n"
+            "peer's GET /visits (this server among the peers is not counted twice).\n"
+            "\n"
+            "Routes:\n",
+            DEFAULT_PORT, DEFAULT_BIND, DEFAULT_DATA_DIR, MAX_THREADS, cpus, MAX_PEER_TIMEOUT_MS,
+            DEFAULT_PEER_TIMEOUT_MS);
     for (size_t i = 0; i < ROUTE_COUNT; i++) {
         char methods[64];
         fprintf(out, "  %-9s %-9s %s\n", server_routes[i].path,
