@@ -288,6 +288,31 @@ function setting(c, flag, env, dflt) {
     return { value: dflt, from: `the server's default` };
 }
 
+// VISITS_PEERS_DNS (or --peers-dns) NAME:PORT of a StatefulSet's server: NAME is its
+// governing headless Service (alone or followed by .namespace...), whose DNS lists every
+// pod's own address, so PORT is the server's port (a headless Service maps no ports).
+function checkPeersDns(w, c, cid, serverPort, services) {
+    const peers = setting(c, "--peers-dns", "VISITS_PEERS_DNS", undefined);
+    if (peers.value === undefined) {
+        if (peers.from.includes("valueFrom")) fail(cid, `cannot tell VISITS_PEERS_DNS (from ${peers.from})`);
+        else if ((w.spec.replicas ?? 1) > 1)
+            fail(cid, `no VISITS_PEERS_DNS: GET /cluster would show each pod alone (set it to ${w.spec.serviceName}:${serverPort})`);
+        return;
+    }
+    const m = String(peers.value).match(/^([a-z0-9]([-a-z0-9]*[a-z0-9])?)((\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*):(\d+)$/);
+    if (!m) {
+        fail(cid, `VISITS_PEERS_DNS ${peers.value} (${peers.from}) is not NAME:PORT`);
+        return;
+    }
+    const [name, port] = [m[1], Number(m[6])];
+    const svc = services.find((s) => s.metadata?.name === name);
+    if (name !== w.spec.serviceName)
+        fail(cid, `VISITS_PEERS_DNS ${peers.value} names Service ${name}, not the governing headless Service ${w.spec.serviceName}: /cluster would miss pods`);
+    else if (!svc) fail(cid, `VISITS_PEERS_DNS ${peers.value}: no Service ${name}`);
+    if (port !== serverPort)
+        fail(cid, `VISITS_PEERS_DNS port ${port} is not the server's port ${serverPort}: a headless Service's DNS gives pod addresses, so the peers are asked on the container port`);
+}
+
 function workloads() {
     return objs.filter((o) => ["StatefulSet", "Deployment", "DaemonSet", "ReplicaSet"].includes(o.kind) && o.spec?.template);
 }
@@ -408,6 +433,9 @@ function crossChecks() {
                     fail(cid, `the data directory ${dataDir.value} is on volume ${m.name}, not on a volumeClaimTemplate: counts would not persist`);
                 else if (m.readOnly) fail(cid, `the data directory ${dataDir.value} is mounted readOnly`);
             }
+            // GET /cluster finds the other pods through the governing headless Service.
+            if (w.kind === "StatefulSet") checkPeersDns(w, c, cid, serverPort, services);
+
             const podName = (c.env ?? []).find((e) => e.name === "POD_NAME");
             if (podName?.valueFrom?.fieldRef?.fieldPath !== "metadata.name")
                 fail(cid, "POD_NAME does not come from the downward API (fieldRef metadata.name)");
