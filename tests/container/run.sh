@@ -9,14 +9,17 @@
 #   persist      the count survives removing and recreating the container (same volume)
 #   signals      SIGTERM (podman stop, plain kill, with an idle keep-alive client) exits 0 fast
 #   kill         SIGKILL under load leaves a valid file holding every acknowledged visit
-#   statefulset  deploy/base played as two pods with their own volumes, pod deletion, and
-#                a rolling image change one pod at a time
+#   statefulset  deploy/base played as two pods with their own volumes, the headless
+#                Service's DNS name (a network alias of both pods) listing both for GET
+#                /cluster, pod deletion, and a rolling image change one pod at a time
 #   cleanup      (fixture cleanup) remove the private container storage
 #
 #   run.sh STEP STATE_DIR SOURCE_DIR VERSION
 #
 # Everything lives in a private podman storage and network config under STATE_DIR; only
-# loopback ports and networks created here are used. The base image's root filesystem is
+# loopback ports and networks created here are used. Networks use netavark with
+# aardvark-dns, the DNS server that resolves a network alias shared by several pods to all
+# of their addresses, as a headless Service does. The base image's root filesystem is
 # cached in ${XDG_CACHE_HOME:-~/.cache}/visits (deploy/image/base-image.sh). Missing tools
 # or no root skip loudly (exit 77), except under CI=true, where they fail.
 set -euo pipefail
@@ -51,6 +54,10 @@ require_tools() {
         command -v "$t" >/dev/null 2>&1 ||
             skip "$t not found (apt-get install podman buildah runc mmdebstrap uidmap catatonit curl python3)"
     done
+    for t in netavark aardvark-dns; do
+        [[ -x /usr/lib/podman/$t || -x /usr/libexec/podman/$t ]] ||
+            skip "podman's $t not found (apt-get install netavark aardvark-dns)"
+    done
 }
 
 use_state() {
@@ -72,6 +79,7 @@ cgroup_manager = "cgroupfs"
 events_logger = "file"
 tmp_dir = "$state/libpod"
 [network]
+network_backend = "netavark"
 network_config_dir = "$state/net"
 EOF
     cat >"$state/storage.conf" <<EOF
@@ -426,13 +434,16 @@ step_kill() {
 # ---- the StatefulSet, played as pods
 sts_render() { KUBECONFIG=/dev/null kubectl kustomize "$src/deploy/base" >"$state/tmp/$NAME-rendered.yaml"; }
 
-# Play ordinal $1 of StatefulSet visits with image $2 on loopback port $3.
+# Play ordinal $1 of StatefulSet visits with image $2 on loopback port $3. Like the
+# StatefulSet's governing headless Service, the network alias named by spec.serviceName
+# resolves to the address of every pod that has it.
 play_pod() {
-    local i=$1 img=$2 port=$3 y=$state/tmp/$NAME-pod$i.yaml
+    local i=$1 img=$2 port=$3 y=$state/tmp/$NAME-pod$i.yaml svc
+    svc=$(sed -n 's/^  serviceName: *//p' "$state/tmp/$NAME-rendered.yaml")
+    [[ -n $svc ]] || fail "the rendered StatefulSet has no spec.serviceName"
     node "$here/expand-statefulset.mjs" "$state/tmp/$NAME-rendered.yaml" visits "$i" \
         --image "$img" --host-port "$port" >"$y"
-    # The pod's name is the StatefulSet's (visits-N): prefix it so that the test owns it.
-    podman kube play --network "$NAME" "$y" >/dev/null 2>"$state/tmp/$NAME-play.err" || {
+    podman kube play --network "$NAME:alias=$svc" "$y" >/dev/null 2>"$state/tmp/$NAME-play.err" || {
         cat "$state/tmp/$NAME-play.err" >&2
         fail "podman kube play visits-$i failed"
     }
@@ -445,6 +456,22 @@ delete_pod() {
     expect_eq "visits-$1 exit status on deletion" "$(exit_code "$c")" 0
     ((ms < 2000)) || fail "visits-$1 took $ms ms to stop"
     podman pod rm -f -t 0 "visits-$1" >/dev/null
+}
+
+# The headless Service's name as the pods resolve it: one address per pod; the servers'
+# VISITS_PEERS_DNS names it.
+check_cluster_dns() {
+    local svc addrs ips peers
+    svc=$(sed -n 's/^  serviceName: *//p' "$state/tmp/$NAME-rendered.yaml")
+    addrs=$(podman exec visits-0-visits getent ahosts "$svc" | awk '$2 == "STREAM" {print $1}' | sort)
+    ips=$(for i in 0 1; do
+        podman inspect "visits-$i-visits" --format '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}'
+    done | sort)
+    expect_eq "addresses of $svc seen from visits-0 (those of visits-0 and visits-1)" \
+        "$(tr '\n' ' ' <<<"$addrs")" "$(tr '\n' ' ' <<<"$ips")"
+    expect_eq "number of addresses of $svc" "$(wc -l <<<"$addrs")" 2
+    peers=$(podman exec visits-0-visits printenv VISITS_PEERS_DNS)
+    expect_eq "VISITS_PEERS_DNS in visits-0" "$peers" "$svc:8080"
 }
 
 step_statefulset() {
@@ -476,6 +503,32 @@ step_statefulset() {
     for i in 1 2 3 4 5; do visit "${url[1]}" >/dev/null; done
     expect_eq "visits-0 /visits" "$(get "${url[0]}/visits")" '{"visits":3,"pod":"visits-0"}'
     expect_eq "visits-1 /visits" "$(get "${url[1]}/visits")" '{"visits":5,"pod":"visits-1"}'
+    # GET /cluster on either pod: both counts and the total, found through the headless
+    # Service's name (VISITS_PEERS_DNS from deploy/base), which resolves to both pods.
+    check_cluster_dns
+    local both='{"total":8,"complete":true,"pods":[{"pod":"visits-0","visits":3,"ok":true},{"pod":"visits-1","visits":5,"ok":true}]}'
+    expect_eq "visits-0 /cluster" "$(get "${url[0]}/cluster")" "$both"
+    expect_eq "visits-1 /cluster" "$(get "${url[1]}/cluster")" "$both"
+    # A pod that is listed but does not answer (frozen): a partial answer that says so,
+    # within the peer timeout.
+    podman pause visits-1-visits >/dev/null
+    local partial t0 t1
+    t0=$(date +%s%N)
+    partial=$(get "${url[0]}/cluster")
+    t1=$(date +%s%N)
+    podman unpause visits-1-visits >/dev/null
+    python3 - "$partial" <<'PY' || fail "visits-0 /cluster with visits-1 frozen: $partial"
+import json, sys
+d = json.loads(sys.argv[1])
+assert d["total"] == 3 and d["complete"] is False, d
+assert d["pods"][0] == {"pod": "visits-0", "visits": 3, "ok": True}, d
+bad = d["pods"][1]
+assert len(d["pods"]) == 2 and bad["ok"] is False and bad["pod"] == "?", d
+assert bad["address"].endswith(":8080") and bad["error"].startswith("timeout"), d
+PY
+    (((t1 - t0) / 1000000 < 2000)) || fail "/cluster with a frozen peer took $(((t1 - t0) / 1000000)) ms"
+    log "ok: visits-0 /cluster with visits-1 frozen, in $(((t1 - t0) / 1000000)) ms: $partial"
+    expect_eq "visits-0 /cluster after visits-1 thawed" "$(get "${url[0]}/cluster")" "$both"
     expect_eq "kubectl-exec-style cat in visits-1" "$(podman exec visits-1-visits cat /data/visits)" 5
     expect_eq "visits-1 threads from limits.cpu" "$(podman exec visits-1-visits printenv VISITS_THREADS)" 1
     # The pod's securityContext, applied: user, read-only root, no capabilities.
@@ -531,6 +584,8 @@ step_statefulset() {
     expect_eq "visits-0 next visit on the new image" "$(visit "${url[0]}")" 5
     expect_eq "visits-1 next visit on the new image" "$(visit "${url[1]}")" 6
     expect_eq "visitsctl get in visits-0" "$(podman exec visits-0-visits visitsctl get /data/visits)" 5
+    expect_eq "visits-1 /cluster on the new image" "$(get "${url[1]}/cluster")" \
+        '{"total":11,"complete":true,"pods":[{"pod":"visits-0","visits":5,"ok":true},{"pod":"visits-1","visits":6,"ok":true}]}'
     for i in 0 1; do delete_pod "$i"; done
 }
 
