@@ -33,7 +33,7 @@ run: deps
 # integration suites under ASan+UBSan, the library's unit tests under TSan and valgrind,
 # and the parser fuzzer for 30 s.
 test:
-	@scripts/deps.sh build test container deploy
+	@scripts/deps.sh build test container deploy browser
 	$(MAKE) test-main test-asan test-tsan test-valgrind test-fuzz
 
 test-main:
@@ -46,7 +46,7 @@ test-asan:
 	rm -rf build-asan
 	$(CMAKE) -S . -B build-asan -DVISITS_WERROR=ON -DVISITS_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
 	$(CMAKE) --build build-asan -j$(JOBS)
-	$(SAN_ENV) $(CTEST) --test-dir build-asan -L 'unit|integration' --output-on-failure
+	$(SAN_ENV) $(CTEST) --test-dir build-asan -L 'unit|integration|browser' --output-on-failure
 
 test-tsan:
 	rm -rf build-tsan
