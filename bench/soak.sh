@@ -43,6 +43,7 @@ fi
 OWN_DIR=0
 if [[ -z $DIR ]]; then DIR=$(mktemp -d /var/tmp/visits-soak.XXXXXX); OWN_DIR=1; fi
 mkdir -p "$DIR"
+DIR=$(realpath "$DIR")  # /proc/PID/fd shows absolute, resolved paths
 [[ -z $OUT ]] && OUT=$(mktemp -d /tmp/visits-soak-out.XXXXXX)
 mkdir -p "$OUT"
 ACKS=$OUT/acks.log SAMPLES=$OUT/samples.tsv REPORT=$OUT/report.txt STOP=$OUT/stop
@@ -50,7 +51,7 @@ COUNTER=$DIR/visits
 : >"$ACKS"; rm -f "$STOP"
 printf 'time_s\tincarnation\tage_s\trss_kb\tfds\tother_fds\tthreads\ttemps\n' >"$SAMPLES"
 
-SRV_PID="" CLIENT_PID="" WRK_PID=""
+SRV_PID="" CLIENT_PID="" WRK_PID="" BASE_FDS=""
 FAILS=0
 fail() { echo "soak.sh: FAIL: $*" | tee -a "$REPORT" >&2; FAILS=$((FAILS + 1)); }
 note() { echo "soak.sh: $*" | tee -a "$REPORT"; }
@@ -94,9 +95,14 @@ sample() {
   rss=$(awk '/^VmRSS:/ { print $2 }' "/proc/$SRV_PID/status" 2>/dev/null || echo 0)
   thr=$(awk '/^Threads:/ { print $2 }' "/proc/$SRV_PID/status" 2>/dev/null || echo 0)
   fds=$(find "/proc/$SRV_PID/fd" -mindepth 1 2>/dev/null | wc -l)
-  # neither sockets nor the temp file of a write cycle in progress
+  # fds that must stay constant: not sockets (they follow the load), not the counter
+  # file or a temp (opened and closed by every read and write cycle)
   nonsock=$(find "/proc/$SRV_PID/fd" -mindepth 1 -printf '%l\n' 2>/dev/null |
-    grep -vc -e '^socket:' -e '/\.visits\.tmp-' || true)
+    grep -vc -e '^socket:' -e '/\.visits\.tmp-' -e "^$COUNTER\$" || true)
+  if [[ -z $BASE_FDS ]]; then BASE_FDS=$nonsock; fi
+  if [[ $nonsock -ne $BASE_FDS ]]; then  # keep the evidence
+    ls -l "/proc/$SRV_PID/fd" >"$OUT/fds.$((now - T0)).txt" 2>&1 || true
+  fi
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$((now - T0))" "$INCARNATION" "$((now - STARTED))" \
     "$rss" "$fds" "$nonsock" "$thr" "$(temps)" >>"$SAMPLES"
 }
@@ -187,14 +193,14 @@ STATS=$(awk -F'\t' 'NR > 1 && $3 >= 10 {
     printf "%d %d %d %d %d %d %d %d\n", n, rmin, rmax, g, fmin, fmax, nmin, nmax
   }' "$SAMPLES")
 read -r NS RMIN RMAX RGROW FMIN FMAX NMIN NMAX <<<"$STATS"
-[[ $NMIN -eq $NMAX ]] || fail "fds other than sockets and in-flight temps vary between $NMIN and $NMAX: an fd leak?"
+[[ $NMIN -eq $NMAX ]] || fail "fds other than sockets and the counter's own files vary between $NMIN and $NMAX (listings: $OUT/fds.*.txt): an fd leak?"
 [[ $RGROW -le 2048 ]] || fail "RSS grew by $RGROW kB within one incarnation"
 
 note "client: $(cat "$OUT/client.json")"
 printf '%s' "$KILL_LOG" | tee -a "$REPORT"
 note "result: $((INCARNATION - 1)) kill -9 + restart; $NACKS visits acknowledged ($NDISTINCT distinct), largest $MAXACK; final counter $FINAL"
 note "RSS (kB, $NS samples after 10 s warm-up): min $RMIN, max $RMAX, largest growth within one incarnation $RGROW"
-note "fds: total $FMIN-$FMAX (sockets come and go with the load), others (not sockets, not an in-flight temp) $NMIN-$NMAX; temps left: $(temps)"
+note "fds: total $FMIN-$FMAX (sockets come and go with the load), others (not sockets, not the counter or a temp) $NMIN-$NMAX; temps left: $(temps)"
 note "load average after: $(cut -d' ' -f1-3 /proc/loadavg); samples in $SAMPLES"
 if [[ $FAILS -ne 0 ]]; then
   note "FAIL: $FAILS check(s) failed"
