@@ -75,6 +75,8 @@ bench:
 	$(CMAKE) --build build-bench -j$(JOBS)
 	build-bench/bench/counter $(if $(BENCH_DIR),$(BENCH_DIR),build-bench/data)
 	bench/http/run.sh build-bench/adapters/h2o/visits-server
+	python3 bench/peers/durable.py --bin build-bench/bench/peers/durable --dir $(if $(BENCH_DIR),$(BENCH_DIR),build-bench/data) --out build-bench/results
+	python3 bench/peers/http_sweep.py --server build-bench/adapters/h2o/visits-server --dir $(if $(BENCH_DIR),$(BENCH_DIR),build-bench/data) --out build-bench/results
 
 # The container image, built offline: base image from the Debian mirror, then buildah.
 image:
@@ -86,7 +88,7 @@ install: all
 	$(CMAKE) --install $(BUILD)
 
 format:
-	clang-format -i include/*.h libvisits/*.[ch] adapters/*/*.[ch] tests/*/*.[ch] bench/*.c
+	clang-format -i include/*.h libvisits/*.[ch] adapters/*/*.[ch] tests/*/*.[ch] bench/*.c bench/*/*.c
 
 clean:
 	rm -rf build build-test build-asan build-tsan build-valgrind build-fuzz build-bench

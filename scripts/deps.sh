@@ -5,11 +5,11 @@ set -euo pipefail
 
 declare -A PKGS=(
   [build]="gcc make cmake pkg-config libc6-dev libh2o-evloop-dev libssl-dev"
-  [test]="libcmocka-dev clang libclang-rt-14-dev python3 curl procps util-linux prometheus valgrind"
+  [test]="libcmocka-dev clang libclang-rt-14-dev python3 curl procps util-linux mount prometheus valgrind e2fsprogs xfsprogs btrfs-progs"
   [container]="podman buildah runc mmdebstrap uidmap catatonit netavark aardvark-dns"
   [deploy]="nodejs"
   [browser]="chromium nodejs"
-  [bench]="curl wrk h2o sqlite3 libsqlite3-dev redis-server gnuplot-nox hyperfine"
+  [bench]="curl wrk h2o sqlite3 libsqlite3-dev redis-server redis-tools nghttp2-client gnuplot-nox hyperfine"
 )
 
 want=()
