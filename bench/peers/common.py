@@ -113,8 +113,9 @@ def gnuplot(png, title, xlabel, ylabel, series, logx=True, logy=True, xtics=None
         "set logscale x 2" if logx else "",
         "set logscale y 10" if logy else "",
         f"set xtics ({', '.join(str(x) for x in xtics)})" if xtics else "",
+        f"set xrange [{min(xtics) * 0.8}:{max(xtics) * 1.25}]" if xtics else "",
         "set grid",
-        "set key outside right",
+        "set key below",
         "set format y '%.0s%c'",
         f"plot {plots}",
     ])
