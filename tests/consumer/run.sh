@@ -182,6 +182,19 @@ fi
 grep -q "libvisitsConfig.cmake, version: $version" "$work/cmake-major.log" ||
     fail "find_package(libvisits $((major + 1)).0) failed for another reason: $(cat "$work/cmake-major.log")"
 step "cmake: find_package(libvisits $((major + 1)).0) refused, as it should"
+# Before 1.0, an older minor version is refused too (0.N may break 0.N-1's API).
+minor=${version#*.}
+minor=${minor%%.*}
+if ((major == 0 && minor > 0)); then
+    if env CFLAGS="$extra" LDFLAGS="$extra" "$cmake" -G "$generator" -S "$src/cmake" \
+        -B "$work/cmake-build-minor" -DCMAKE_C_COMPILER="$cc" -DCMAKE_PREFIX_PATH="$prefix" \
+        -DVISITS_CONSUMER_WANT=0.$((minor - 1)) >"$work/cmake-minor.log" 2>&1; then
+        fail "find_package(libvisits 0.$((minor - 1))) accepted the installed $version"
+    fi
+    grep -q "libvisitsConfig.cmake, version: $version" "$work/cmake-minor.log" ||
+        fail "find_package(libvisits 0.$((minor - 1))) failed for another reason: $(cat "$work/cmake-minor.log")"
+    step "cmake: find_package(libvisits 0.$((minor - 1))) refused before 1.0, as it should"
+fi
 
 # ---- the installed visitsctl reads what the consumers wrote -----------------------------------
 expect_eq "installed visitsctl loads" "$(realpath "$libdir/libvisits.so.$major")" \
