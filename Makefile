@@ -30,7 +30,8 @@ run: deps
 	exec $(BUILD)/adapters/h2o/visits-server --bind 127.0.0.1 --port $(PORT) --data-dir var
 
 # Every suite, from fresh build directories, warnings as errors; then the unit and
-# integration suites under ASan+UBSan, the library's unit tests under TSan and valgrind,
+# integration suites under ASan+UBSan, the library's unit tests and the server's
+# integration tests under TSan, the library's unit tests under valgrind,
 # and the parser fuzzer for 30 s.
 test:
 	@scripts/deps.sh build test container deploy browser
@@ -50,10 +51,9 @@ test-asan:
 
 test-tsan:
 	rm -rf build-tsan
-	$(CMAKE) -S . -B build-tsan -DVISITS_WERROR=ON -DVISITS_TSAN=ON -DVISITS_BUILD_SERVER=OFF \
-	  -DCMAKE_BUILD_TYPE=Debug
+	$(CMAKE) -S . -B build-tsan -DVISITS_WERROR=ON -DVISITS_TSAN=ON -DCMAKE_BUILD_TYPE=Debug
 	$(CMAKE) --build build-tsan -j$(JOBS)
-	TSAN_OPTIONS=halt_on_error=1 $(CTEST) --test-dir build-tsan -R '^unit_' --output-on-failure
+	TSAN_OPTIONS=halt_on_error=1 $(CTEST) --test-dir build-tsan -R '^(unit_|server_)' --output-on-failure
 
 test-valgrind:
 	rm -rf build-valgrind
