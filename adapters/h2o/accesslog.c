@@ -1,6 +1,7 @@
 /*
  * accesslog.c: one line per request on stdout, in a per-thread buffer that the event loop
- * flushes after each iteration (or when it fills) with one write(2) of whole lines.
+ * flushes after each iteration (or when it fills): whole lines, handed to the log writer
+ * (logwriter.c), which writes each such chunk with one write(2).
  *
  * Line: ADDR - - [TIME] "METHOD TARGET PROTOCOL" STATUS BYTES SECONDS "USER-AGENT"
  * Bytes outside printable ASCII, '"' and '\' in METHOD, TARGET and USER-AGENT are
@@ -8,13 +9,11 @@
  */
 #include "server.h"
 
-#include <errno.h>
 #include <netdb.h>
 #include <inttypes.h>
 #include <string.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
 #define FIELD_MAX 512
 _Static_assert(ACCESSLOG_LINE_MAX >= 3 * (FIELD_MAX * 4 + 3) + NI_MAXHOST + 128,
@@ -81,16 +80,9 @@ static void put_peer(struct out *o, h2o_req_t *req)
 
 void accesslog_flush(struct accesslog *log)
 {
-    size_t off = 0;
-    while (off < log->len) {
-        ssize_t n = write(STDOUT_FILENO, log->buf + off, log->len - off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break; /* stdout gone: drop the lines rather than stall the loop */
-        off += (size_t)n;
-    }
+    logwriter_submit(log->buf, log->len, log->lines);
     log->len = 0;
+    log->lines = 0;
 }
 
 void accesslog_request(struct accesslog *log, h2o_req_t *req, int status, uint64_t duration_ns)
@@ -138,6 +130,7 @@ void accesslog_request(struct accesslog *log, h2o_req_t *req, int status, uint64
         accesslog_flush(log); /* keeps each write(2) of normal lines under PIPE_BUF */
     memcpy(log->buf + log->len, line, len);
     log->len += len;
+    log->lines++;
     if (log->len >= ACCESSLOG_FLUSH_AT)
         accesslog_flush(log);
 }

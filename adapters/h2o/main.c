@@ -2,9 +2,10 @@
  * main.c: visits-server's configuration, listener, threads and signals.
  *
  * One listening socket is shared by N event-loop threads (each polls its own dup() of
- * it); the committer thread writes the counter; the main thread waits for SIGTERM or
- * SIGINT and then runs the shutdown: stop accepting, let in-flight requests finish,
- * close idle connections, flush the counter, exit 0 (all within 2 s).
+ * it); the committer thread writes the counter; the log thread writes stdout; the main
+ * thread waits for SIGTERM or SIGINT and then runs the shutdown: stop accepting, let
+ * in-flight requests finish, close idle connections, flush the counter, flush the access
+ * log (for STOP_LOG_MS at most), exit 0 (all within 2 s).
  */
 #include "server.h"
 
@@ -25,6 +26,8 @@
 
 #define STOP_GRACE_MS 1500 /* in-flight requests get this long after the signal */
 #define STOP_LIMIT_MS 1900 /* the counter must be flushed and closed by then */
+#define STOP_LOG_MS 500    /* then the access log gets this long if stdout is stuck ... */
+#define STOP_EXIT_MS 1950  /* ... but no later than this after the signal */
 #define MAX_REQUEST_BODY 16384
 
 /* Static so that everything the threads hold stays reachable until exit. */
@@ -263,12 +266,12 @@ static void log_startup(struct server *srv)
 {
     char sync[32];
     int v6 = strchr(srv->cfg.bind, ':') != NULL;
-    log_info("listening on http://%s%s%s:%u (threads %u, sync %s, counter %s = %llu, pod %s, "
-             "version %s, libvisits %s, libh2o %s)",
-             v6 ? "[" : "", srv->cfg.bind, v6 ? "]" : "", srv->port, srv->cfg.threads,
-             config_sync_name(&srv->cfg, sync, sizeof(sync)), srv->cfg.counter_path,
-             (unsigned long long)committer_value(srv->committer), srv->cfg.pod_name,
-             VISITS_VERSION_STRING, visits_version_string(), H2O_VERSION);
+    logwriter_info("listening on http://%s%s%s:%u (threads %u, sync %s, counter %s = %llu, pod %s, "
+                   "version %s, libvisits %s, libh2o %s)",
+                   v6 ? "[" : "", srv->cfg.bind, v6 ? "]" : "", srv->port, srv->cfg.threads,
+                   config_sync_name(&srv->cfg, sync, sizeof(sync)), srv->cfg.counter_path,
+                   (unsigned long long)committer_value(srv->committer), srv->cfg.pod_name,
+                   VISITS_VERSION_STRING, visits_version_string(), H2O_VERSION);
 }
 
 static int run_until_signal(struct server *srv, sigset_t *sigs)
@@ -277,8 +280,8 @@ static int run_until_signal(struct server *srv, sigset_t *sigs)
     while (sigwait(sigs, &sig) != 0)
         ;
     uint64_t t0 = now_ms();
-    log_info("received %s: stopping (no new connections; in-flight requests finish)",
-             sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    logwriter_info("received %s: stopping (no new connections; in-flight requests finish)",
+                   sig == SIGTERM ? "SIGTERM" : "SIGINT");
     committer_set_draining(srv->committer);
     atomic_store(&srv->stopping, 1);
     /* The socket stops listening once this and every thread's duplicate are closed. */
@@ -289,20 +292,24 @@ static int run_until_signal(struct server *srv, sigset_t *sigs)
         pthread_join(srv->workers[i]->tid, NULL);
 
     uint64_t value = 0;
+    int rc = 1;
     int err = committer_stop(srv->committer, t0 + STOP_LIMIT_MS, &value);
     if (err == -ETIMEDOUT) {
         log_error("%s: the counter was not flushed within %d ms of the signal; exiting",
                   srv->cfg.counter_path, STOP_LIMIT_MS);
-        return 1;
-    }
-    if (err != 0) {
+    } else if (err != 0) {
         log_error("%s: final write failed: %s; acknowledged visits may be lost",
                   srv->cfg.counter_path, visits_strerror(err));
-        return 1;
+    } else {
+        logwriter_info("stopped after %llu ms: counter %s = %llu flushed; exit 0",
+                       (unsigned long long)(now_ms() - t0), srv->cfg.counter_path,
+                       (unsigned long long)value);
+        rc = 0;
     }
-    log_info("stopped after %llu ms: counter %s = %llu flushed; exit 0",
-             (unsigned long long)(now_ms() - t0), srv->cfg.counter_path, (unsigned long long)value);
-    return 0;
+    /* A stuck stdout costs the lines still queued, never the exit. */
+    uint64_t deadline = now_ms() + STOP_LOG_MS;
+    logwriter_stop(deadline < t0 + STOP_EXIT_MS ? deadline : t0 + STOP_EXIT_MS);
+    return rc;
 }
 
 int main(int argc, char **argv)
@@ -330,7 +337,11 @@ int main(int argc, char **argv)
     if (check_data_dir(&srv->cfg) != 0 || open_counter(srv) != 0 || open_listener(srv) != 0)
         return 1;
     setup_h2o(srv);
-    int err = committer_start(srv->committer);
+    /* From here on the log thread writes the access log and this thread's lines to stdout
+     * (it inherits the signal mask). */
+    int err = logwriter_start();
+    if (err == 0)
+        err = committer_start(srv->committer);
     if (err == 0)
         err = start_workers(srv);
     if (err != 0) {

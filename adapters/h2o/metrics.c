@@ -138,6 +138,13 @@ void metrics_render(struct server *srv, struct strbuf *sb)
     render_durations(srv, sb);
     committer_metrics(srv->committer, sb);
     render_peers(srv, sb);
+    strbuf_printf(sb,
+                  "# HELP visits_access_log_dropped_lines_total Access-log lines not written "
+                  "to stdout: the queue was full (stdout not read fast enough) or the write "
+                  "failed.\n"
+                  "# TYPE visits_access_log_dropped_lines_total counter\n"
+                  "visits_access_log_dropped_lines_total %" PRIu64 "\n",
+                  logwriter_dropped_lines());
     char sync[32];
     strbuf_printf(sb,
                   "# HELP visits_build_info Versions of visits-server, libvisits and libh2o.\n"

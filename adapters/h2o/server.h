@@ -3,10 +3,11 @@
  *
  * main.c owns the configuration, the listener, the threads and the signals; routes.c owns
  * the route table and the handlers; committer.c owns the counter and the only thread that
- * writes it; metrics.c and accesslog.c observe every request; cluster.c answers /cluster
- * by asking the peers that peers.c finds (json.c reads their answers). Event-loop threads
- * never touch the disk: they hand visits to the committer and get the values back through
- * h2o's multithread queue.
+ * writes it; metrics.c and accesslog.c observe every request; logwriter.c owns stdout and
+ * the thread that writes the access log to it; cluster.c answers /cluster by asking the
+ * peers that peers.c finds (json.c reads their answers). Event-loop threads never touch
+ * the disk nor stdout: they hand visits to the committer and get the values back through
+ * h2o's multithread queue, and hand their log lines to the log writer.
  */
 #ifndef VISITS_SERVER_H
 #define VISITS_SERVER_H
@@ -92,7 +93,8 @@ void strbuf_html(struct strbuf *sb, const char *s, size_t len);
 /* Appends s with bytes outside printable ASCII, '"' and '\\' as \xNN (log lines). */
 void strbuf_logsafe(struct strbuf *sb, const char *s, size_t len);
 
-/* One line on stdout ("visits-server: ...") or stderr, written with one write(2). */
+/* One line on stdout ("visits-server: ...") or stderr, written with one write(2). While
+ * the log writer runs, stdout lines should go through logwriter_info instead. */
 #if defined(__GNUC__)
 __attribute__((format(printf, 1, 2)))
 #endif
@@ -293,10 +295,36 @@ static inline uint64_t counter_get(atomic_uint_fast64_t *x)
 struct accesslog {
     char buf[ACCESSLOG_FLUSH_AT + ACCESSLOG_LINE_MAX];
     size_t len;
+    size_t lines; /* in buf */
 };
 /* Formats one request line into the worker's buffer (flushing when full). */
 void accesslog_request(struct accesslog *log, h2o_req_t *req, int status, uint64_t duration_ns);
+/* Hands the buffered lines to the log writer (or drops them, counted). Never blocks. */
 void accesslog_flush(struct accesslog *log);
+
+/* ---- logwriter.c: stdout's only writer while the server runs ------------------------- */
+/* Bytes of log lines queued for stdout at most: about 40,000 access-log lines, a few
+ * seconds of a busy server, before lines are dropped rather than an event loop blocked. */
+#define LOGWRITER_QUEUE_MAX (4u << 20)
+/* Starts the writer thread (call with the signals of the process blocked). 0 or -errno. */
+int logwriter_start(void);
+/* Any thread: queues a copy of len bytes holding `lines` whole lines. Never blocks and
+ * never writes to stdout: when the queue would exceed LOGWRITER_QUEUE_MAX, the lines are
+ * dropped and counted (the writer says so on stderr, once per episode). */
+void logwriter_submit(const char *data, size_t len, size_t lines);
+/* log_info through the queue, in order with the access log (log_info before the writer
+ * started). Such lines may exceed the queue's limit by a little. */
+#if defined(__GNUC__)
+__attribute__((format(printf, 1, 2)))
+#endif
+void logwriter_info(const char *fmt, ...);
+/* Lines dropped so far (queue full, write error, out of memory). */
+uint64_t logwriter_dropped_lines(void);
+/* Main thread, after the event loops stopped: writes what is queued until deadline_ms
+ * (CLOCK_MONOTONIC), then stops the writer and frees the queue; lines still queued then
+ * are reported on stderr as lost. Returns by deadline_ms plus 100 ms even when stdout
+ * blocks inside write(2) (the thread is then left to end with the process). */
+void logwriter_stop(uint64_t deadline_ms);
 
 /* ---- main.c -------------------------------------------------------------------------- */
 struct worker {

@@ -1,0 +1,313 @@
+/*
+ * logwriter.c: the only writer of stdout while the server runs.
+ *
+ * Event loops hand their access-log buffers (whole lines, normally under PIPE_BUF) to a
+ * queue of at most LOGWRITER_QUEUE_MAX bytes; one thread writes the chunks to stdout in
+ * order, one write(2) per chunk, so that a stuck log collector stalls this thread and
+ * never an event loop. When the queue is full a loop drops its chunk and counts its lines
+ * (visits_access_log_dropped_lines_total); so does the writer when write(2) fails (stdout
+ * closed, EPIPE). The writer waits for stdout with poll(2) next to an eventfd, so that it
+ * can tell the news on stderr and give up at shutdown even while stdout is stuck.
+ *
+ * On stderr, once per episode: when lines start being dropped, and when writing works
+ * again (the queue back under half full after a successful write) with how many were
+ * dropped. The writer thread prints both, so that no event loop writes to stderr for it.
+ */
+#include "server.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#define INFO_RESERVE 65536u /* log_info lines may exceed LOGWRITER_QUEUE_MAX by this much */
+#define JOIN_GRACE_MS 100   /* after the deadline, for a writer blocked inside write(2) */
+
+struct chunk {
+    struct chunk *next;
+    size_t len;
+    size_t off; /* bytes already written (the writer only) */
+    size_t lines;
+    char data[];
+};
+
+static struct {
+    pthread_mutex_t mu;
+    /* Under mu. The chunk being written stays at the head until it is done, so that
+     * everything queued is reachable from here and counted by logwriter_stop. */
+    struct chunk *head, *tail;
+    size_t bytes, lines; /* queued */
+    int stop;
+    int dropping;                     /* an episode of drops is under way */
+    int announce;                     /* ... and the writer has not said so yet */
+    uint64_t episode_start;           /* dropped when it began */
+    char why[128];                    /* why it began */
+    atomic_uint_fast64_t dropped;     /* lines, since the start */
+    atomic_uint_fast64_t deadline_ms; /* 0, or when the writer gives up (shutdown) */
+    int wake_fd;                      /* eventfd: new work, news, stop */
+    pthread_t tid;
+    int started; /* main thread only */
+} lw = {.mu = PTHREAD_MUTEX_INITIALIZER, .wake_fd = -1};
+
+static void wake(void)
+{
+    uint64_t one = 1;
+    while (write(lw.wake_fd, &one, sizeof(one)) < 0 && errno == EINTR)
+        ;
+}
+
+/* Under mu: n lines are lost for the given reason. */
+static int drop_locked(size_t n, const char *why)
+{
+    uint64_t before = atomic_load_explicit(&lw.dropped, memory_order_relaxed);
+    atomic_store_explicit(&lw.dropped, before + n, memory_order_relaxed);
+    if (lw.dropping)
+        return 0;
+    lw.dropping = 1;
+    lw.announce = 1;
+    lw.episode_start = before;
+    snprintf(lw.why, sizeof(lw.why), "%s", why);
+    return 1;
+}
+
+/* Adds a copy of data (whole lines) to the queue, or drops it when that would take the
+ * queue over limit bytes. */
+static void enqueue(const char *data, size_t len, size_t lines, size_t limit)
+{
+    struct chunk *c = malloc(sizeof(*c) + len);
+    int was_empty = 0, news = 0;
+    pthread_mutex_lock(&lw.mu);
+    if (c == NULL) {
+        news = drop_locked(lines, "out of memory");
+    } else if (lw.bytes + len > limit) {
+        char why[sizeof(lw.why)];
+        snprintf(why, sizeof(why),
+                 "the queue is full (%zu bytes: stdout is not being read fast enough)", lw.bytes);
+        news = drop_locked(lines, why);
+    } else {
+        c->next = NULL;
+        c->len = len;
+        c->off = 0;
+        c->lines = lines;
+        memcpy(c->data, data, len);
+        was_empty = lw.head == NULL;
+        if (lw.tail != NULL)
+            lw.tail->next = c;
+        else
+            lw.head = c;
+        lw.tail = c;
+        lw.bytes += len;
+        lw.lines += lines;
+        c = NULL;
+    }
+    pthread_mutex_unlock(&lw.mu);
+    free(c); /* dropped */
+    if (was_empty || news)
+        wake();
+}
+
+void logwriter_submit(const char *data, size_t len, size_t lines)
+{
+    if (len != 0)
+        enqueue(data, len, lines, LOGWRITER_QUEUE_MAX);
+}
+
+void logwriter_info(const char *fmt, ...)
+{
+    char line[1024];
+    size_t prefix = sizeof(SERVER_NAME ": ") - 1, room = sizeof(line) - prefix - 1;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line + prefix, room, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    if (!lw.started) {
+        log_info("%s", line + prefix);
+        return;
+    }
+    memcpy(line, SERVER_NAME ": ", prefix);
+    size_t len = prefix + ((size_t)n < room ? (size_t)n : room - 1);
+    line[len++] = '\n';
+    enqueue(line, len, 1, LOGWRITER_QUEUE_MAX + INFO_RESERVE);
+}
+
+uint64_t logwriter_dropped_lines(void)
+{
+    return atomic_load_explicit(&lw.dropped, memory_order_relaxed);
+}
+
+/* The writer thread: says on stderr that an episode of drops began, if it did. */
+static void tell_news(void)
+{
+    char why[sizeof(lw.why)];
+    pthread_mutex_lock(&lw.mu);
+    int news = lw.announce;
+    lw.announce = 0;
+    memcpy(why, lw.why, sizeof(why));
+    pthread_mutex_unlock(&lw.mu);
+    if (news)
+        log_error("access log: dropping lines: %s; counted in "
+                  "visits_access_log_dropped_lines_total",
+                  why);
+}
+
+static void drain_wake_fd(void)
+{
+    uint64_t n;
+    while (read(lw.wake_fd, &n, sizeof(n)) < 0 && errno == EINTR)
+        ;
+}
+
+enum { WRITE_OK = 0, WRITE_GAVE_UP = 1 };
+
+/* Writes what is left of c when stdout takes it. Returns WRITE_OK, WRITE_GAVE_UP (the
+ * shutdown deadline passed) or -errno (the chunk is lost). */
+static int write_chunk(struct chunk *c)
+{
+    while (c->off < c->len) {
+        int timeout = -1;
+        uint64_t deadline = atomic_load(&lw.deadline_ms);
+        if (deadline != 0) {
+            uint64_t now = now_ms();
+            if (now >= deadline)
+                return WRITE_GAVE_UP;
+            timeout = (int)(deadline - now);
+        }
+        struct pollfd p[2] = {{.fd = STDOUT_FILENO, .events = POLLOUT},
+                              {.fd = lw.wake_fd, .events = POLLIN}};
+        if (poll(p, 2, timeout) < 0) {
+            if (errno == EINTR)
+                continue;
+            p[0].revents = POLLOUT; /* cannot wait: let write(2) decide */
+            p[1].revents = 0;
+        }
+        if (p[1].revents & POLLIN) {
+            drain_wake_fd();
+            tell_news();
+        }
+        if (p[0].revents == 0)
+            continue; /* POLLNVAL, POLLERR and POLLHUP go on to write(2) and its error */
+        ssize_t n = write(STDOUT_FILENO, c->data + c->off, c->len - c->off);
+        if (n < 0 && (errno == EINTR || errno == EAGAIN))
+            continue;
+        if (n < 0)
+            return -errno;
+        if (n == 0)
+            return -EIO;
+        c->off += (size_t)n;
+    }
+    return WRITE_OK;
+}
+
+static void *writer_main(void *arg)
+{
+    (void)arg;
+    pthread_setname_np(pthread_self(), "visits-log");
+    for (;;) {
+        tell_news();
+        pthread_mutex_lock(&lw.mu);
+        struct chunk *c = lw.head;
+        int stop = lw.stop;
+        pthread_mutex_unlock(&lw.mu);
+        if (c == NULL) {
+            if (stop)
+                break;
+            struct pollfd p = {.fd = lw.wake_fd, .events = POLLIN};
+            if (poll(&p, 1, -1) > 0)
+                drain_wake_fd();
+            continue;
+        }
+        int err = write_chunk(c);
+        if (err == WRITE_GAVE_UP)
+            break; /* logwriter_stop counts what is left */
+
+        uint64_t recovered = 0;
+        int said_recovered = 0;
+        char why[64] = "";
+        pthread_mutex_lock(&lw.mu);
+        lw.head = c->next;
+        if (lw.head == NULL)
+            lw.tail = NULL;
+        lw.bytes -= c->len;
+        lw.lines -= c->lines;
+        if (err != WRITE_OK) {
+            snprintf(why, sizeof(why), "cannot write to stdout: %s", strerror(-err));
+            drop_locked(c->lines, why);
+        } else if (lw.dropping && !lw.announce && lw.bytes <= LOGWRITER_QUEUE_MAX / 2) {
+            lw.dropping = 0;
+            recovered = atomic_load_explicit(&lw.dropped, memory_order_relaxed) - lw.episode_start;
+            said_recovered = 1;
+        }
+        pthread_mutex_unlock(&lw.mu);
+        free(c);
+        if (said_recovered)
+            log_error("access log: writing to stdout again; %" PRIu64 " lines were dropped",
+                      recovered);
+    }
+    return NULL;
+}
+
+int logwriter_start(void)
+{
+    lw.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (lw.wake_fd < 0)
+        return -errno;
+    int err = pthread_create(&lw.tid, NULL, writer_main, NULL);
+    if (err != 0) {
+        close(lw.wake_fd);
+        lw.wake_fd = -1;
+        return -err;
+    }
+    lw.started = 1;
+    return 0;
+}
+
+void logwriter_stop(uint64_t deadline_ms)
+{
+    if (!lw.started)
+        return;
+    uint64_t t0 = now_ms();
+    pthread_mutex_lock(&lw.mu);
+    lw.stop = 1;
+    atomic_store(&lw.deadline_ms, deadline_ms > 0 ? deadline_ms : 1);
+    pthread_mutex_unlock(&lw.mu);
+    wake();
+
+    /* pthread_timedjoin_np takes a CLOCK_REALTIME deadline. */
+    uint64_t left = deadline_ms > now_ms() ? deadline_ms - now_ms() : 0;
+    uint64_t abs_ns = realtime_ns() + (left + JOIN_GRACE_MS) * 1000000u;
+    struct timespec ts = {(time_t)(abs_ns / 1000000000u), (long)(abs_ns % 1000000000u)};
+    int joined = pthread_timedjoin_np(lw.tid, NULL, &ts) == 0;
+
+    pthread_mutex_lock(&lw.mu);
+    size_t lost = lw.lines;
+    uint64_t dropped = atomic_load_explicit(&lw.dropped, memory_order_relaxed);
+    if (joined) {
+        while (lw.head != NULL) {
+            struct chunk *c = lw.head;
+            lw.head = c->next;
+            free(c);
+        }
+        lw.tail = NULL;
+        lw.bytes = lw.lines = 0;
+    }
+    /* else the writer is blocked inside write(2) on the head chunk: it keeps the queue,
+     * which stays reachable from here, and dies with the process. */
+    pthread_mutex_unlock(&lw.mu);
+    if (joined) {
+        close(lw.wake_fd);
+        lw.wake_fd = -1;
+        lw.started = 0;
+    }
+    if (lost != 0)
+        log_error("access log: stdout not drained within %" PRIu64 " ms of the shutdown; "
+                  "%zu lines not written (%" PRIu64 " dropped before)",
+                  (deadline_ms > t0 ? deadline_ms - t0 : 0), lost, dropped);
+    else if (dropped != 0)
+        log_error("access log: %" PRIu64 " lines were dropped while running", dropped);
+}
