@@ -26,6 +26,7 @@
 
 #define INFO_RESERVE 65536u /* log_info lines may exceed LOGWRITER_QUEUE_MAX by this much */
 #define JOIN_GRACE_MS 100   /* after the deadline, for a writer blocked inside write(2) */
+#define GATHER_MS 10        /* a woken writer waits this long for more lines (see below) */
 
 struct chunk {
     struct chunk *next;
@@ -219,6 +220,14 @@ static void *writer_main(void *arg)
                 break;
             struct pollfd p = {.fd = lw.wake_fd, .events = POLLIN};
             if (poll(&p, 1, -1) > 0)
+                drain_wake_fd();
+            /* Let more lines gather before writing: the loops wake this thread only for
+             * the first chunk into an empty queue, so under load it wakes about
+             * 1000 / GATHER_MS times a second instead of once per loop iteration. */
+            pthread_mutex_lock(&lw.mu);
+            stop = lw.stop;
+            pthread_mutex_unlock(&lw.mu);
+            if (!stop && poll(&p, 1, GATHER_MS) > 0)
                 drain_wake_fd();
             continue;
         }

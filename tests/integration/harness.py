@@ -122,6 +122,16 @@ class Server:
         with open(self.out_path, "rb") as f:
             return f.read().decode("utf-8", "replace")
 
+    def wait_stdout(self, text, timeout=3.0):
+        """stdout once it holds text (lines reach it through the log thread, a little
+        after the event that logged them); the last stdout read after timeout."""
+        deadline = time.monotonic() + timeout * SLOW
+        out = self.stdout()
+        while text not in out and time.monotonic() < deadline:
+            time.sleep(0.02)
+            out = self.stdout()
+        return out
+
     def stderr(self):
         with open(self.err_path, "rb") as f:
             return f.read().decode("utf-8", "replace")

@@ -85,7 +85,7 @@ class Failures(ServerTest):
         self.assertEqual((status, doc), (200, {"status": "ready"}))
         self.assertEqual(srv.visit()[1]["visits"], 7)
         self.assertEqual(self.file_bytes(), b"7\n")
-        self.assertIn("writes succeed again; ready", srv.stdout())
+        self.assertIn("writes succeed again; ready", srv.wait_stdout("writes succeed again; ready"))
         self.stop_ok(srv)
 
     def test_fsync_error_fails_the_handle_then_reopens(self):
@@ -108,7 +108,7 @@ class Failures(ServerTest):
         os.unlink(trigger)
         status, doc = self.wait_ready(srv, 200)
         self.assertEqual((status, doc), (200, {"status": "ready"}))
-        self.assertIn("writes succeed again (counter reopened); ready", srv.stdout())
+        self.assertIn("writes succeed again (counter reopened); ready", srv.wait_stdout("writes succeed again (counter reopened); ready"))
         self.assertEqual(srv.visit()[1]["visits"], 12)
         self.assertEqual(self.file_bytes(), b"12\n")
         metrics = srv.request("GET", "/metrics")[2].decode()
