@@ -174,8 +174,8 @@ static void set_state(struct committer *c, int ok, int err)
                   "write succeeds again",
                   c->path, visits_strerror(err));
     else if (!was_ok && ok)
-        logwriter_info("%s: writes succeed again%s; ready", c->path,
-                       c->reopened ? " (counter reopened)" : "");
+        log_info("%s: writes succeed again%s; ready", c->path,
+                 c->reopened ? " (counter reopened)" : "");
     if (ok)
         c->reopened = 0;
 }

@@ -117,24 +117,12 @@ void logwriter_submit(const char *data, size_t len, size_t lines)
         enqueue(data, len, lines, LOGWRITER_QUEUE_MAX);
 }
 
-void logwriter_info(const char *fmt, ...)
+int logwriter_line(const char *line, size_t len)
 {
-    char line[1024];
-    size_t prefix = sizeof(SERVER_NAME ": ") - 1, room = sizeof(line) - prefix - 1;
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(line + prefix, room, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return;
-    if (!lw.started) {
-        log_info("%s", line + prefix);
-        return;
-    }
-    memcpy(line, SERVER_NAME ": ", prefix);
-    size_t len = prefix + ((size_t)n < room ? (size_t)n : room - 1);
-    line[len++] = '\n';
+    if (!lw.started)
+        return 0;
     enqueue(line, len, 1, LOGWRITER_QUEUE_MAX + INFO_RESERVE);
+    return 1;
 }
 
 uint64_t logwriter_dropped_lines(void)

@@ -266,12 +266,12 @@ static void log_startup(struct server *srv)
 {
     char sync[32];
     int v6 = strchr(srv->cfg.bind, ':') != NULL;
-    logwriter_info("listening on http://%s%s%s:%u (threads %u, sync %s, counter %s = %llu, pod %s, "
-                   "version %s, libvisits %s, libh2o %s)",
-                   v6 ? "[" : "", srv->cfg.bind, v6 ? "]" : "", srv->port, srv->cfg.threads,
-                   config_sync_name(&srv->cfg, sync, sizeof(sync)), srv->cfg.counter_path,
-                   (unsigned long long)committer_value(srv->committer), srv->cfg.pod_name,
-                   VISITS_VERSION_STRING, visits_version_string(), H2O_VERSION);
+    log_info("listening on http://%s%s%s:%u (threads %u, sync %s, counter %s = %llu, pod %s, "
+             "version %s, libvisits %s, libh2o %s)",
+             v6 ? "[" : "", srv->cfg.bind, v6 ? "]" : "", srv->port, srv->cfg.threads,
+             config_sync_name(&srv->cfg, sync, sizeof(sync)), srv->cfg.counter_path,
+             (unsigned long long)committer_value(srv->committer), srv->cfg.pod_name,
+             VISITS_VERSION_STRING, visits_version_string(), H2O_VERSION);
 }
 
 static int run_until_signal(struct server *srv, sigset_t *sigs)
@@ -280,8 +280,8 @@ static int run_until_signal(struct server *srv, sigset_t *sigs)
     while (sigwait(sigs, &sig) != 0)
         ;
     uint64_t t0 = now_ms();
-    logwriter_info("received %s: stopping (no new connections; in-flight requests finish)",
-                   sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    log_info("received %s: stopping (no new connections; in-flight requests finish)",
+             sig == SIGTERM ? "SIGTERM" : "SIGINT");
     committer_set_draining(srv->committer);
     atomic_store(&srv->stopping, 1);
     /* The socket stops listening once this and every thread's duplicate are closed. */
@@ -301,9 +301,9 @@ static int run_until_signal(struct server *srv, sigset_t *sigs)
         log_error("%s: final write failed: %s; acknowledged visits may be lost",
                   srv->cfg.counter_path, visits_strerror(err));
     } else {
-        logwriter_info("stopped after %llu ms: counter %s = %llu flushed; exit 0",
-                       (unsigned long long)(now_ms() - t0), srv->cfg.counter_path,
-                       (unsigned long long)value);
+        log_info("stopped after %llu ms: counter %s = %llu flushed; exit 0",
+                 (unsigned long long)(now_ms() - t0), srv->cfg.counter_path,
+                 (unsigned long long)value);
         rc = 0;
     }
     /* A stuck stdout costs the lines still queued, never the exit. */

@@ -94,7 +94,8 @@ void strbuf_html(struct strbuf *sb, const char *s, size_t len);
 void strbuf_logsafe(struct strbuf *sb, const char *s, size_t len);
 
 /* One line on stdout ("visits-server: ...") or stderr, written with one write(2). While
- * the log writer runs, stdout lines should go through logwriter_info instead. */
+ * the log writer runs, log_info's lines go through its queue, in order with the access
+ * log (logwriter_line). */
 #if defined(__GNUC__)
 __attribute__((format(printf, 1, 2)))
 #endif
@@ -312,12 +313,9 @@ int logwriter_start(void);
  * never writes to stdout: when the queue would exceed LOGWRITER_QUEUE_MAX, the lines are
  * dropped and counted (the writer says so on stderr, once per episode). */
 void logwriter_submit(const char *data, size_t len, size_t lines);
-/* log_info through the queue, in order with the access log (log_info before the writer
- * started). Such lines may exceed the queue's limit by a little. */
-#if defined(__GNUC__)
-__attribute__((format(printf, 1, 2)))
-#endif
-void logwriter_info(const char *fmt, ...);
+/* log_info's stdout line (whole, formatted) into the queue; 0 when the writer does not
+ * run (the caller writes it itself). Such lines may exceed the queue's limit by a little. */
+int logwriter_line(const char *line, size_t len);
 /* Lines dropped so far (queue full, write error, out of memory). */
 uint64_t logwriter_dropped_lines(void);
 /* Main thread, after the event loops stopped: writes what is queued until deadline_ms

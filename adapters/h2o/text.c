@@ -171,20 +171,24 @@ void strbuf_logsafe(struct strbuf *sb, const char *s, size_t len)
 }
 
 #if defined(__GNUC__)
-__attribute__((format(printf, 2, 0)))
+__attribute__((format(printf, 3, 0)))
 #endif
-static void
-log_line(int fd, const char *fmt, va_list ap)
+/* "visits-server: " + the message + "\n" into line (cut to fit); its length, 0 on error. */
+static size_t
+format_line(char *line, size_t size, const char *fmt, va_list ap)
 {
-    char line[1024];
-    size_t prefix = sizeof(SERVER_NAME ": ") - 1;
+    size_t prefix = sizeof(SERVER_NAME ": ") - 1, room = size - prefix - 1;
     memcpy(line, SERVER_NAME ": ", prefix);
-    int n = vsnprintf(line + prefix, sizeof(line) - prefix - 1, fmt, ap);
+    int n = vsnprintf(line + prefix, room, fmt, ap);
     if (n < 0)
-        return;
-    size_t len =
-        prefix + ((size_t)n < sizeof(line) - prefix - 1 ? (size_t)n : sizeof(line) - prefix - 2);
+        return 0;
+    size_t len = prefix + ((size_t)n < room ? (size_t)n : room - 1);
     line[len++] = '\n';
+    return len;
+}
+
+static void write_line(int fd, const char *line, size_t len)
+{
     for (size_t off = 0; off < len;) {
         ssize_t w = write(fd, line + off, len - off);
         if (w < 0 && errno == EINTR)
@@ -197,16 +201,22 @@ log_line(int fd, const char *fmt, va_list ap)
 
 void log_info(const char *fmt, ...)
 {
+    char line[1024];
     va_list ap;
     va_start(ap, fmt);
-    log_line(STDOUT_FILENO, fmt, ap);
+    size_t len = format_line(line, sizeof(line), fmt, ap);
     va_end(ap);
+    if (len != 0 && !logwriter_line(line, len))
+        write_line(STDOUT_FILENO, line, len);
 }
 
 void log_error(const char *fmt, ...)
 {
+    char line[1024];
     va_list ap;
     va_start(ap, fmt);
-    log_line(STDERR_FILENO, fmt, ap);
+    size_t len = format_line(line, sizeof(line), fmt, ap);
     va_end(ap);
+    if (len != 0)
+        write_line(STDERR_FILENO, line, len);
 }
