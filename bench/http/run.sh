@@ -4,12 +4,17 @@
 #
 #   bench/http/run.sh [path/to/visits-server]
 #
+# The bound (bench/http/bound.c, built as bench/http-bound next to the server's build) is
+# the least work per durable visit: raw epoll, a fixed answer, the same group commit
+# through libvisits. It shows what this machine's disk and CPUs allow any server in
+# always mode; BOUND overrides its path.
+#
 # Environment: DURATION (s per wrk run, default 10), ROUNDS (default 3), CONNECTIONS
 # (default 64), WRK_THREADS (default 2), SERVER_THREADS (default: CPU count), BENCH_DIR
 # (where the counter files are written; default /var/tmp, a real disk, not tmpfs).
 #
-# Rows: GET / in always mode (every answer durable), GET / with --sync interval:100,
-# GET /visits, and h2o's static file (the ceiling). All four servers run at once, listen
+# Rows: GET / in always mode (every answer durable), the bound in always mode, GET / with
+# --sync interval:100, GET /visits, and h2o's static file (the ceiling). All four servers run at once, listen
 # on 127.0.0.1 only, get the same number of threads and log each request to /dev/null.
 # The rows run interleaved, ROUNDS times, and the median round of each row is shown: on a
 # shared machine the load drifts over a minute, and ratios of one round hold better.
@@ -22,6 +27,7 @@ ROUNDS=${ROUNDS:-3}
 CONNECTIONS=${CONNECTIONS:-64}
 WRK_THREADS=${WRK_THREADS:-2}
 SERVER_THREADS=${SERVER_THREADS:-$(nproc)}
+BOUND=${BOUND:-$(dirname "$SERVER")/../../bench/http-bound}
 
 for tool in wrk h2o python3 curl; do
     command -v "$tool" >/dev/null 2>&1 || {
@@ -30,6 +36,7 @@ for tool in wrk h2o python3 curl; do
     }
 done
 [ -x "$SERVER" ] || { echo "bench/http: $SERVER: not an executable (build first)" >&2; exit 1; }
+[ -x "$BOUND" ] || { echo "bench/http: $BOUND: not an executable (build first)" >&2; exit 1; }
 
 WORK=$(mktemp -d "${BENCH_DIR:-/var/tmp}/visits-bench.XXXXXX")
 PIDS=""
@@ -118,6 +125,13 @@ start_visits visits --sync always
 VISITS_PID=$VPID
 VISITS_PORT=$VPORT
 
+mkdir -p "$WORK/bound"
+BPORT=$(free_port)
+"$BOUND" "$BPORT" "$WORK/bound/visits" "$SERVER_THREADS" 2>"$WORK/bound/stderr" &
+BPID=$!
+PIDS="$PIDS $BPID"
+wait_port "$BPORT"
+
 # h2o serving a 6-byte static file: the reference ceiling.
 mkdir -p "$WORK/h2o/www"
 printf 'hello\n' >"$WORK/h2o/www/index.txt"
@@ -145,6 +159,7 @@ wait_port "$HPORT"
 round=1
 while [ "$round" -le "$ROUNDS" ]; do
     run "GET / (always)" "$ALWAYS_PID" "http://127.0.0.1:$ALWAYS_PORT/"
+    run "bound (always)" "$BPID" "http://127.0.0.1:$BPORT/"
     run "GET / (interval:100)" "$INTERVAL_PID" "http://127.0.0.1:$INTERVAL_PORT/"
     run "GET /visits" "$VISITS_PID" "http://127.0.0.1:$VISITS_PORT/visits"
     run "h2o static file" "$HPID" "http://127.0.0.1:$HPORT/index.txt"
@@ -156,9 +171,15 @@ for pid in $ALWAYS_PID $INTERVAL_PID $VISITS_PID; do
     kill -TERM "$pid"
     wait "$pid" || { echo "bench/http: visits-server $pid exited $?" >&2; exit 1; }
 done
-kill -TERM "$HPID"
-wait "$HPID" 2>/dev/null || true
+kill -TERM "$HPID" "$BPID"
+wait "$HPID" "$BPID" 2>/dev/null || true
 ALWAYS_COUNT=$(cat "$WORK/always/data/visits")
+BOUND_ANSWERED=$(awk -F'|' '$1 == "bound (always)" {n += $7} END {print n + 0}' "$WORK/results")
+BOUND_COUNT=$(cat "$WORK/bound/visits")
+[ "$BOUND_COUNT" -ge "$BOUND_ANSWERED" ] || {
+    echo "bench/http: the bound answered $BOUND_ANSWERED visits but its file holds $BOUND_COUNT" >&2
+    exit 1
+}
 
 echo
 python3 - "$WORK/results" "$ALWAYS_COUNT" "$WORK/always.metrics" <<'REPORT'
@@ -197,5 +218,9 @@ if cycles > 0:
     print("\nalways mode: %s visits on disk, %d durable write cycles: %.1f visits and %.2f ms"
           " per cycle" % (sys.argv[2], cycles, metric("visits_commit_batch_size_sum") / cycles,
                           1000 * metric("visits_commit_duration_seconds_sum") / cycles))
+bound = statistics.median(r[0] for r in rows["bound (always)"])
+always = statistics.median(r[0] for r in rows["GET / (always)"])
+print("always mode against the bound (same disk cycle, least work per request): %.2f x;"
+      " the bound against h2o: %.2f x" % (always / bound, bound / ref))
 print("targets: GET /visits >= 0.90 x h2o; GET / (always) >= 0.50 x h2o; RSS < 16 MB")
 REPORT
