@@ -1,0 +1,53 @@
+/*
+ * bench/http/fsync_delay.c: an LD_PRELOAD shim that makes every fsync() and fdatasync()
+ * take FSYNC_DELAY_US microseconds (sleeping, no CPU) after the real call. On tmpfs, where
+ * the real calls return at once, it stands in for a disk with that flush latency, so
+ * run.sh can show how always mode scales with the disk's durable cycle:
+ *
+ *   LD_PRELOAD=$PWD/build/bench/libfsync-delay.so FSYNC_DELAY_US=100 \
+ *       BENCH_DIR=/dev/shm bench/http/run.sh
+ *
+ * A measuring aid for benchmarks only; nothing durable runs under it.
+ */
+#include <dlfcn.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+static long delay_us(void)
+{
+    static long cached = -1;
+    if (cached < 0) {
+        const char *s = getenv("FSYNC_DELAY_US");
+        cached = s != NULL ? strtol(s, NULL, 10) : 0;
+    }
+    return cached;
+}
+
+static void pause_for_disk(void)
+{
+    long us = delay_us();
+    struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
+    while (us > 0 && nanosleep(&ts, &ts) != 0)
+        ;
+}
+
+int fsync(int fd)
+{
+    static int (*real)(int);
+    if (real == NULL)
+        *(void **)&real = dlsym(RTLD_NEXT, "fsync");
+    int r = real(fd);
+    pause_for_disk();
+    return r;
+}
+
+int fdatasync(int fd)
+{
+    static int (*real)(int);
+    if (real == NULL)
+        *(void **)&real = dlsym(RTLD_NEXT, "fdatasync");
+    int r = real(fd);
+    pause_for_disk();
+    return r;
+}
