@@ -25,6 +25,7 @@
 #define BACKOFF_MIN_MS 50      /* first retry after a failure */
 #define BACKOFF_MAX_MS 2000    /* slowest retry */
 #define GATHER_MAX_NS 1000000u /* longest wait for a batch to fill (see gather()) */
+#define GATHER_SKIP 8          /* cycles started at once after a gather waited in vain */
 #define REPLY_GROUPS 16        /* event loops answered with one message each per batch */
 
 #define COMMIT_BUCKETS 13
@@ -63,6 +64,7 @@ struct committer {
     uint64_t next_refresh_ms;
     size_t expect;            /* visits likely to arrive soon (see gather()) */
     uint64_t gather_until_ns; /* ... but wait for them no longer than this */
+    unsigned skip_gathers;    /* cycles left that start without gathering */
     int reopened;             /* the handle was reopened since the last success */
 
     /* metrics: written by the committer thread only */
@@ -325,17 +327,30 @@ static void tick(struct committer *c)
  * during it, but never longer than the last cycle took (1 ms at most). Under light
  * load the expectation is met by the first visit and nothing waits; when a burst ends,
  * one cycle may wait that long in vain.
+ *
+ * Gathering pays only while the clients come back faster than a cycle takes. When they
+ * do not (many connections, a fast disk), a gather ends by its timeout with the disk idle
+ * all along, and starting at once does better: the two groups then alternate, each one's
+ * turnaround overlapping the other's cycle (bench/http with a 100 us fsync: +15-20% at 64
+ * connections). So a gather that waited in vain turns gathering off for the next
+ * GATHER_SKIP cycles, after which it is tried again.
  */
 static void gather(struct committer *c)
 {
     if (c->opts.sync != VISITS_SYNC_ALWAYS || c->queued >= c->expect)
         return;
+    if (c->skip_gathers > 0) {
+        c->skip_gathers--;
+        return;
+    }
     uint64_t until = c->gather_until_ns;
     struct timespec ts = {(time_t)(until / 1000000000u), (long)(until % 1000000000u)};
     c->want = c->expect;
     while (c->queued < c->want && !c->stop && now_ns() < until &&
            pthread_cond_timedwait(&c->cv, &c->mu, &ts) != ETIMEDOUT)
         ;
+    if (c->queued < c->want && !c->stop)
+        c->skip_gathers = GATHER_SKIP;
     c->want = SIZE_MAX;
 }
 
