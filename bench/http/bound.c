@@ -123,7 +123,9 @@ static void on_readable(int me, int fd)
         return;
     pthread_mutex_lock(&queue_mu);
     int wake = queued == 0;
-    for (int i = 0; i < n && queued < sizeof(queue) / sizeof(queue[0]); i++)
+    if (queued + (size_t)n > sizeof(queue) / sizeof(queue[0])) /* never with wrk's load */
+        die("too many visits queued (clients pipeline more than this bound handles)", ENOBUFS);
+    for (int i = 0; i < n; i++)
         queue[queued++] = (struct visit){fd, me};
     pthread_mutex_unlock(&queue_mu);
     if (wake)

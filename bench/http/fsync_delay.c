@@ -10,6 +10,7 @@
  * A measuring aid for benchmarks only; nothing durable runs under it.
  */
 #include <dlfcn.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
@@ -24,30 +25,28 @@ static long delay_us(void)
     return cached;
 }
 
-static void pause_for_disk(void)
+/* Calls libc's `name` on fd, then waits as the disk would; the call's errno is kept. */
+static int call_then_wait(int (**real)(int), const char *name, int fd)
 {
+    if (*real == NULL)
+        *(void **)real = dlsym(RTLD_NEXT, name);
+    int r = (*real)(fd), saved = errno;
     long us = delay_us();
     struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
     while (us > 0 && nanosleep(&ts, &ts) != 0)
         ;
+    errno = saved;
+    return r;
 }
 
 int fsync(int fd)
 {
     static int (*real)(int);
-    if (real == NULL)
-        *(void **)&real = dlsym(RTLD_NEXT, "fsync");
-    int r = real(fd);
-    pause_for_disk();
-    return r;
+    return call_then_wait(&real, "fsync", fd);
 }
 
 int fdatasync(int fd)
 {
     static int (*real)(int);
-    if (real == NULL)
-        *(void **)&real = dlsym(RTLD_NEXT, "fdatasync");
-    int r = real(fd);
-    pause_for_disk();
-    return r;
+    return call_then_wait(&real, "fdatasync", fd);
 }
