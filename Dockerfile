@@ -1,6 +1,6 @@
 # visits-server and visitsctl on Debian bookworm-slim.
-#   buildah bud --format docker -t visits:0.1.0 .      (or: docker build -t visits:0.1.0 .)
-#   podman run -p 8080:8080 -v visits-data:/data visits:0.1.0
+#   buildah bud --format docker -t visits:0.2.0 .      (or: docker build -t visits:0.2.0 .)
+#   podman run -p 8080:8080 -v visits-data:/data visits:0.2.0
 # Offline (no registry): deploy/image/base-image.sh builds debian:bookworm-slim from the
 # Debian mirror first. See deploy/ for the Kubernetes manifests.
 ARG DEBIAN_IMAGE=debian:bookworm-slim
@@ -29,7 +29,7 @@ RUN DESTDIR=/install cmake --install /build \
 
 # ---- runtime: the runtime libraries, the two programs, a non-root numeric user --------
 FROM ${DEBIAN_IMAGE}
-ARG VERSION=0.1.0
+ARG VERSION=0.2.0
 ARG REVISION=unknown
 LABEL org.opencontainers.image.title="visits" \
       org.opencontainers.image.description="visits-server: a crash-safe, durable visit counter over HTTP (libvisits + libh2o)" \

@@ -82,7 +82,7 @@ bench:
 image:
 	@scripts/deps.sh container
 	deploy/image/base-image.sh
-	buildah bud --pull=never --isolation chroot --format docker -t visits:0.1.0 .
+	buildah bud --pull=never --isolation chroot --format docker -t visits:0.2.0 .
 
 install: all
 	$(CMAKE) --install $(BUILD)

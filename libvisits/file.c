@@ -3,43 +3,30 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <string.h>
+#include <stdio.h>
+#include <sys/file.h>
+#include <sys/random.h>
+#include <time.h>
 #include <unistd.h>
 
-int visits__read_at(int dirfd, const char *name, uint64_t *value_out, int *exists_out,
-                    struct stat *st_out, visits_prev *raw)
+int visits__read_fd(int fd, uint64_t *value_out, struct stat *st_out, visits_prev *raw)
 {
     char buf[VISITS_MAX_FILE_SIZE + 1];
     size_t len = 0;
     struct stat st;
-    int fd, err = 0;
 
-    /* O_NONBLOCK: a FIFO at the path must not hang the open; O_NOFOLLOW: the path was
-     * resolved at open, a link appearing later is refused rather than followed. */
-    fd = visits__sys.openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0);
-    if (fd < 0) {
-        if (errno != ENOENT)
-            return -errno;
-        *value_out = 0;
-        *exists_out = 0;
-        return 0;
-    }
-    if (visits__sys.fstat(fd, &st) != 0) {
-        err = -errno;
-        goto Exit;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        err = VISITS_ENOTREG;
-        goto Exit;
-    }
+    if (visits__sys.fstat(fd, &st) != 0)
+        return -errno;
+    if (!S_ISREG(st.st_mode))
+        return VISITS_ENOTREG;
+    if (lseek(fd, 0, SEEK_SET) < 0)
+        return -errno;
     while (len < sizeof(buf)) {
-        ssize_t n = visits__sys.read(fd, buf + len, sizeof(buf) - len);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            err = -errno;
-            goto Exit;
-        }
+        ssize_t n = visits__read(fd, buf + len, sizeof(buf) - len);
+        if (n < 0)
+            return -errno;
         if (n == 0)
             break;
         len += (size_t)n;
@@ -48,14 +35,30 @@ int visits__read_at(int dirfd, const char *name, uint64_t *value_out, int *exist
         raw->len = len < VISITS_MAX_FILE_SIZE ? len : VISITS_MAX_FILE_SIZE;
         memcpy(raw->bytes, buf, raw->len);
     }
-    err = len > VISITS_MAX_FILE_SIZE ? VISITS_ECORRUPT : visits_parse(buf, len, value_out);
-    if (err == 0) {
-        *exists_out = 1;
-        if (st_out != NULL)
-            *st_out = st;
+    if (st_out != NULL)
+        *st_out = st;
+    return len > VISITS_MAX_FILE_SIZE ? VISITS_ECORRUPT : visits_parse(buf, len, value_out);
+}
+
+int visits__read_at(int dirfd, const char *name, uint64_t *value_out, int *exists_out,
+                    struct stat *st_out, visits_prev *raw)
+{
+    int fd, err;
+
+    /* O_NONBLOCK: a FIFO at the path must not hang the open; O_NOFOLLOW: the path was
+     * resolved at open, a link appearing later is refused rather than followed. */
+    fd = visits__openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK, 0);
+    if (fd < 0) {
+        if (errno != ENOENT)
+            return -errno;
+        *value_out = 0;
+        *exists_out = 0;
+        return 0;
     }
-Exit:
-    visits__sys.close(fd);
+    err = visits__read_fd(fd, value_out, st_out, raw);
+    if (err == 0)
+        *exists_out = 1;
+    visits__close(fd);
     return err;
 }
 
@@ -71,7 +74,7 @@ int visits_read_file(const char *path, uint64_t *value_out, int *exists_out)
         return err;
     if ((err = visits__open_dir(&loc, &dirfd)) == 0) {
         err = visits__read_at(dirfd, loc.name, &value, &exists, NULL, NULL);
-        visits__sys.close(dirfd);
+        visits__close(dirfd);
     }
     visits__loc_free(&loc);
     if (err != 0)
@@ -82,57 +85,123 @@ int visits_read_file(const char *path, uint64_t *value_out, int *exists_out)
     return 0;
 }
 
+#define MARKER_MAX 64
+
+static int marker_name(const char *name, char *buf, size_t size)
+{
+    int n = snprintf(buf, size, ".%s.set", name);
+    return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
+}
+
+int visits__marker_read(int dirfd, const char *name, uint64_t *value, uint64_t *token)
+{
+    char path[NAME_MAX + 1], buf[MARKER_MAX + 1], *sp, *end;
+    ssize_t len = 0, n;
+    int fd;
+
+    if (marker_name(name, path, sizeof(path)) != 0)
+        return -ENOENT;
+    if ((fd = visits__openat(dirfd, path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK, 0)) < 0)
+        return -ENOENT;
+    while (len < MARKER_MAX && (n = visits__read(fd, buf + len, (size_t)(MARKER_MAX - len))) > 0)
+        len += n;
+    visits__close(fd);
+    buf[len] = '\0';
+    /* "<value> <16 hex digits>\n", nothing else */
+    if ((sp = memchr(buf, ' ', (size_t)len)) == NULL ||
+        visits_parse(buf, (size_t)(sp - buf), value) != 0)
+        return -ENOENT;
+    if (strlen(sp + 1) != 17 || sp[17] != '\n')
+        return -ENOENT;
+    *token = 0;
+    for (end = sp + 1; end < sp + 17; end++) {
+        unsigned d = (unsigned char)*end;
+        d = d >= '0' && d <= '9' ? d - '0' : d >= 'a' && d <= 'f' ? d - 'a' + 10 : 16;
+        if (d == 16)
+            return -ENOENT;
+        *token = *token << 4 | d;
+    }
+    return *token != 0 ? 0 : -ENOENT;
+}
+
+int visits__marker_write(int dirfd, const char *name, uint64_t value)
+{
+    char path[NAME_MAX + 1], buf[MARKER_MAX];
+    uint64_t token = 0;
+    int fd, len, err = 0;
+
+    if (marker_name(name, path, sizeof(path)) != 0)
+        return -ENAMETOOLONG;
+    if (getrandom(&token, sizeof(token), GRND_NONBLOCK) != (ssize_t)sizeof(token)) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        token =
+            (uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15u ^ (uint64_t)ts.tv_sec ^ (uint64_t)getpid();
+    }
+    token |= 1; /* never 0 */
+    len = snprintf(buf, sizeof(buf), "%llu %016llx\n", (unsigned long long)value,
+                   (unsigned long long)token);
+    fd = visits__openat(dirfd, path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, 0644);
+    if (fd < 0)
+        return -errno;
+    if (visits__write(fd, buf, (size_t)len) != len)
+        err = -EIO;
+    visits__close(fd);
+    return err;
+}
+
+/* Under the writers' lock: what the file holds now (valid, corrupt or missing). */
+static int read_previous(const struct visits__target *t, visits_prev *prev)
+{
+    uint64_t old = 0;
+
+    memset(prev, 0, sizeof(*prev));
+    if (t->fd < 0) {
+        prev->state = -ENOENT;
+        return 0;
+    }
+    prev->state = visits__read_fd(t->fd, &old, NULL, prev);
+    if (prev->state != 0 && prev->state != VISITS_ECORRUPT)
+        return prev->state; /* not a file we may replace: directory, FIFO, unreadable */
+    prev->value = old;
+    if (prev->state != VISITS_ECORRUPT)
+        prev->len = 0;
+    return 0;
+}
+
 int visits_set_file(const char *path, uint64_t value, const visits_options *opts,
                     visits_prev *prev_out)
 {
     visits_options defaults;
     struct visits__loc loc;
+    struct visits__target t;
     visits_prev prev;
-    struct stat st;
-    uint64_t old = 0;
-    int dirfd = -1, lockfd = -1, exists = 0, fatal = 0, err;
+    uint64_t retries = 0;
+    int dirfd = -1, fatal = 0, err;
 
     if (opts == NULL) {
         visits_options_init(&defaults);
         opts = &defaults;
     }
-    memset(&prev, 0, sizeof(prev));
     if ((err = visits__resolve(path, &loc)) != 0)
         return err;
-    if ((err = visits__open_dir(&loc, &dirfd)) != 0)
+    if ((err = visits__check_name(loc.name)) != 0 || (err = visits__open_dir(&loc, &dirfd)) != 0)
         goto Exit;
-    if ((err = visits__lock_open(dirfd, loc.name, (mode_t)opts->mode, &lockfd)) != 0)
+    if ((err = visits__lock_target(dirfd, loc.name, &t, &retries)) != 0)
         goto Exit;
-    if ((err = visits__lock(lockfd)) != 0)
-        goto Exit;
-    prev.state = visits__read_at(dirfd, loc.name, &old, &exists, &st, &prev);
-    if (prev.state == 0 && !exists)
-        prev.state = -ENOENT;
-    if (prev.state != 0 && prev.state != -ENOENT && prev.state != VISITS_ECORRUPT) {
-        err = prev.state; /* not a file we may replace: directory, FIFO, unreadable */
-        goto Unlock;
+    /* The marker first: a handle that sees the new value finds the marker naming it. */
+    if ((err = read_previous(&t, &prev)) == 0)
+        visits__marker_write(dirfd, loc.name, value);
+    if (err == 0) {
+        err = visits__replace(dirfd, loc.name, value, (mode_t)opts->mode,
+                              t.fd < 0 ? -1 : (int)(t.st.st_mode & 07777), &fatal);
     }
-    prev.value = old;
-    if (prev.state != VISITS_ECORRUPT)
-        prev.len = 0;
-    if (prev.state == VISITS_ECORRUPT) {
-        /* keep the corrupt file's mode: stat it again, read_at only fills st when valid */
-        if (visits__sys.fstatat(dirfd, loc.name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
-            err = -errno;
-            goto Unlock;
-        }
-    }
-    err = visits__replace(dirfd, loc.name, value, (mode_t)opts->mode,
-                          prev.state == -ENOENT ? -1 : (int)(st.st_mode & 07777), &fatal);
+    visits__unlock_target(dirfd, &t);
     if (err == 0)
         visits__remove_stale_temps(dirfd, loc.name);
-Unlock:
-    visits__unlock(lockfd);
 Exit:
-    if (lockfd >= 0)
-        visits__sys.close(lockfd);
     if (dirfd >= 0)
-        visits__sys.close(dirfd);
+        visits__close(dirfd);
     visits__loc_free(&loc);
     if (err == 0 && prev_out != NULL)
         *prev_out = prev;

@@ -107,10 +107,21 @@ void visits__loc_free(struct visits__loc *loc)
 
 int visits__open_dir(const struct visits__loc *loc, int *dirfd_out)
 {
-    int fd = visits__sys.openat(AT_FDCWD, loc->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+    int fd = visits__openat(AT_FDCWD, loc->dir, O_RDONLY | O_DIRECTORY, 0);
 
     if (fd < 0)
         return errno == ENOENT ? VISITS_ENODIR : -errno;
     *dirfd_out = fd;
     return 0;
+}
+
+int visits__same_dir(const struct visits__loc *loc, int dirfd)
+{
+    struct stat at_path, held;
+
+    if (visits__sys.fstat(dirfd, &held) != 0)
+        return -errno;
+    if (visits__sys.fstatat(AT_FDCWD, loc->dir, &at_path, 0) != 0)
+        return errno == ENOENT || errno == ENOTDIR ? 0 : -errno;
+    return at_path.st_dev == held.st_dev && at_path.st_ino == held.st_ino;
 }

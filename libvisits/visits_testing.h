@@ -6,9 +6,9 @@
  * library (shared or static) and returns the previous function so a replacement can
  * pass calls through. fn == NULL restores the libc function. Names: "openat", "read",
  * "write", "fsync", "fchmod", "fstat", "fstatat", "renameat", "unlinkat", "close",
- * "flock", "readlink". The signatures are those of libc (openat takes a mode_t third
- * argument, always passed). Returns NULL for an unknown name. Not thread-safe: set
- * replacements while no handle is in use.
+ * "flock", "readlink", "faccessat" (the rows of VISITS__SYSCALLS in visits_int.h). The signatures
+ * are those of libc (openat takes a mode_t third argument, always passed). Returns NULL for an
+ * unknown name. Not thread-safe: set replacements while no handle is in use.
  */
 #ifndef VISITS_TESTING_H
 #define VISITS_TESTING_H

@@ -268,8 +268,8 @@ class Incr(Base):
         self.expect(["incr", self.path], 0, "2\n")
         self.expect(["incr", self.path, "40"], 0, "42\n")
         self.assertEqual(self.read(), b"42\n")
-        # the lock file stays; no temp file is left behind
-        self.assertEqual(self.listing(), [".visits.lock", "visits"])
+        # no lock file (the lock is on the counter itself); no temp file is left behind
+        self.assertEqual(self.listing(), ["visits"])
         self.expect(["get", self.path], 0, "42\n")
 
     def test_zero(self):
@@ -298,7 +298,7 @@ class Incr(Base):
                     "visitsctl: %s: counter would overflow 18446744073709551615\n" % self.path)
         self.assertEqual(self.read(), b"10\n")
         self.expect(["incr", self.path, str(MAX - 10)], 0, "%d\n" % MAX)
-        self.assertEqual(self.listing(), [".visits.lock", "visits"])
+        self.assertEqual(self.listing(), ["visits"])
 
     def test_corrupt_is_reported_and_left_alone(self):
         for data, shown in ((b"12a\n", '"12a\\n"'), (b"", '""'), (b"01\n", '"01\\n"')):
@@ -307,7 +307,7 @@ class Incr(Base):
             for args in (["incr", self.path], ["incr", self.path, "0"], ["incr", self.path, "5"]):
                 self.expect(args, 1, "", corrupt_msg(self.path, shown))
                 self.assertEqual(self.snapshot(), before)
-        self.assertEqual(self.listing(), [".visits.lock", "visits"])
+        self.assertEqual(self.listing(), ["visits"])
 
     def test_not_a_file(self):
         self.expect(["incr", self.dir], 1, "", "visitsctl: %s: not a regular file\n" % self.dir)
@@ -347,7 +347,7 @@ class Incr(Base):
         # every increment acknowledged once, each with its own value, none lost
         self.assertEqual(sorted(values), list(range(1, procs * each + 1)))
         self.assertEqual(self.read(), b"%d\n" % (procs * each))
-        self.assertEqual(self.listing(), [".visits.lock", "visits"])
+        self.assertEqual(self.listing(), ["visits"])
 
 
 class Set(Base):
@@ -355,7 +355,7 @@ class Set(Base):
         self.expect(["set", self.path, "5"], 0, "visitsctl: %s: created with 5\n" % self.path)
         self.assertEqual(self.read(), b"5\n")
         self.assertEqual(stat.S_IMODE(os.stat(self.path).st_mode), 0o644)
-        self.assertEqual(self.listing(), [".visits.lock", "visits"])
+        self.assertEqual(self.listing(), [".visits.set", "visits"])
 
     def test_replaces_a_value(self):
         self.write(b"41\n", mode=0o640)
@@ -386,7 +386,7 @@ class Set(Base):
             self.assertEqual(self.read(), b"12\n")
             self.assertEqual(stat.S_IMODE(os.stat(self.path).st_mode), 0o600)
             self.expect(["check", self.path], 0, "%s: ok, 12\n" % self.path)
-        self.assertEqual(self.listing(), [".visits.lock", "visits"])
+        self.assertEqual(self.listing(), [".visits.set", "visits"])
 
     def test_not_a_file(self):
         self.expect(["set", self.dir, "1"], 1, "", "visitsctl: %s: not a regular file\n" % self.dir)

@@ -2,7 +2,7 @@
 # External-consumer test: install the project from a build directory into a temporary
 # prefix, then build consumer.c against that installed copy the ways a user would:
 #   (a) cc + pkg-config (shared library, rpath), and (a') pkg-config --static;
-#   (b) a CMake project using find_package(libvisits 0.1) and visits::visits (and
+#   (b) a CMake project using find_package(libvisits MAJOR.MINOR) and visits::visits (and
 #       visits::visits_static);
 # run each on a fresh counter file and check its output and the bytes it left. Also checks
 # what is installed, the shared library's exported symbols and the installed visitsctl.
@@ -18,6 +18,11 @@ if [ $# -lt 6 ]; then
 fi
 build=$1 src=$2 cc=$3 cmake=$4 generator=$5 version=$6 extra=${7:-}
 major=${version%%.*}
+minor=${version#*.}
+minor=${minor%%.*}
+# The SONAME's version: before 1.0 major.minor (a minor release may change the ABI), then
+# the major version alone.
+if [ "$major" = 0 ]; then soname=0.$minor; else soname=$major; fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/visits-consumer.XXXXXX")
 trap 'rm -rf "$work"' EXIT
@@ -94,13 +99,13 @@ for f in "$prefix/include/visits.h" "$libdir/libvisits.so.$version" "$libdir/lib
     "$libdir/cmake/libvisits/libvisitsTargets.cmake" "$prefix/bin/visitsctl"; do
     [ -f "$f" ] || fail "not installed: $f"
 done
-for l in "libvisits.so.$major:libvisits.so.$version" "libvisits.so:libvisits.so.$major"; do
+for l in "libvisits.so.$soname:libvisits.so.$version" "libvisits.so:libvisits.so.$soname"; do
     expect_eq "symlink $libdir/${l%%:*}" "${l#*:}" "$(readlink "$libdir/${l%%:*}")"
 done
 cmp -s "$prefix/include/visits.h" "$src/../../include/visits.h" ||
     fail "installed visits.h differs from include/visits.h"
 expect_eq "headers installed" "visits.h" "$(cd "$prefix/include" && find . -type f | sed 's|^\./||')"
-expect_eq "SONAME" "libvisits.so.$major" \
+expect_eq "SONAME" "libvisits.so.$soname" \
     "$(readelf -d "$libdir/libvisits.so.$version" | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p')"
 
 # ---- exported symbols -----------------------------------------------------------------------
@@ -142,10 +147,10 @@ done
 # shellcheck disable=SC2046,SC2086 # pkg-config output and $extra are lists of flags
 logged cc-shared "$cc" -std=c11 -Wall -Wextra -Wpedantic -Werror $extra "$src/consumer.c" \
     -o "$work/consumer-pc" $(pkg-config --cflags --libs libvisits) -Wl,-rpath,"$libdir"
-needed "$work/consumer-pc" | grep -qx "libvisits.so.$major" ||
-    fail "consumer-pc does not load libvisits.so.$major: $(needed "$work/consumer-pc" | xargs)"
-expect_eq "consumer-pc loads" "$(realpath "$libdir/libvisits.so.$major")" \
-    "$(realpath "$(resolved "$work/consumer-pc" "libvisits.so.$major")")"
+needed "$work/consumer-pc" | grep -qx "libvisits.so.$soname" ||
+    fail "consumer-pc does not load libvisits.so.$soname: $(needed "$work/consumer-pc" | xargs)"
+expect_eq "consumer-pc loads" "$(realpath "$libdir/libvisits.so.$soname")" \
+    "$(realpath "$(resolved "$work/consumer-pc" "libvisits.so.$soname")")"
 run_consumer pkg-config "$work/consumer-pc"
 
 # (a') static: the archive alone, plus what pkg-config --static says it needs.
@@ -161,12 +166,12 @@ run_consumer pkg-config-static "$work/consumer-static"
 # ---- (b) CMake find_package ---------------------------------------------------------------------
 logged cmake-configure env CFLAGS="$extra" LDFLAGS="$extra" "$cmake" -G "$generator" \
     -S "$src/cmake" -B "$work/cmake-build" -DCMAKE_C_COMPILER="$cc" \
-    -DCMAKE_PREFIX_PATH="$prefix"
+    -DCMAKE_PREFIX_PATH="$prefix" -DVISITS_CONSUMER_WANT="$major.$minor"
 found=$(sed -n 's/^libvisits_DIR:PATH=//p' "$work/cmake-build/CMakeCache.txt")
 expect_in_prefix "find_package(libvisits) found $found, which" "$found"
 logged cmake-build "$cmake" --build "$work/cmake-build"
-expect_eq "app loads" "$(realpath "$libdir/libvisits.so.$major")" \
-    "$(realpath "$(resolved "$work/cmake-build/app" "libvisits.so.$major")")"
+expect_eq "app loads" "$(realpath "$libdir/libvisits.so.$soname")" \
+    "$(realpath "$(resolved "$work/cmake-build/app" "libvisits.so.$soname")")"
 if needed "$work/cmake-build/app_static" | grep -q '^libvisits'; then
     fail "app_static loads a shared libvisits: $(needed "$work/cmake-build/app_static" | xargs)"
 fi
@@ -183,8 +188,6 @@ grep -q "libvisitsConfig.cmake, version: $version" "$work/cmake-major.log" ||
     fail "find_package(libvisits $((major + 1)).0) failed for another reason: $(cat "$work/cmake-major.log")"
 step "cmake: find_package(libvisits $((major + 1)).0) refused, as it should"
 # Before 1.0, an older minor version is refused too (0.N may break 0.N-1's API).
-minor=${version#*.}
-minor=${minor%%.*}
 if ((major == 0 && minor > 0)); then
     if env CFLAGS="$extra" LDFLAGS="$extra" "$cmake" -G "$generator" -S "$src/cmake" \
         -B "$work/cmake-build-minor" -DCMAKE_C_COMPILER="$cc" -DCMAKE_PREFIX_PATH="$prefix" \
@@ -197,8 +200,8 @@ if ((major == 0 && minor > 0)); then
 fi
 
 # ---- the installed visitsctl reads what the consumers wrote -----------------------------------
-expect_eq "installed visitsctl loads" "$(realpath "$libdir/libvisits.so.$major")" \
-    "$(realpath "$(resolved "$prefix/bin/visitsctl" "libvisits.so.$major")")"
+expect_eq "installed visitsctl loads" "$(realpath "$libdir/libvisits.so.$soname")" \
+    "$(realpath "$(resolved "$prefix/bin/visitsctl" "libvisits.so.$soname")")"
 expect_eq "installed visitsctl --version" "visitsctl $version" "$("$prefix/bin/visitsctl" --version)"
 expect_eq "installed visitsctl get" "84" "$("$prefix/bin/visitsctl" get "$work/cmake.visits")"
 step "installed visitsctl: ok"

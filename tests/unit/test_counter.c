@@ -104,13 +104,14 @@ static void test_read_sees_external_writes(void **state)
     assert_int_equal(visits_incr(c, &v), 0);
     assert_int_equal(v, 501);
     tu_assert_file_str(fx->path, "501\n");
-    /* the file deleted behind the handle's back reads as 0 and is recreated */
+    /* the file deleted behind the handle's back: the handle still knows 501, counts on
+     * from there and creates the file again (test_identity.c has the rest) */
     assert_int_equal(unlink(fx->path), 0);
     assert_int_equal(visits_read(c, &v), 0);
-    assert_int_equal(v, 0);
+    assert_int_equal(v, 501);
     assert_int_equal(visits_incr(c, &v), 0);
-    assert_int_equal(v, 1);
-    tu_assert_file_str(fx->path, "1\n");
+    assert_int_equal(v, 502);
+    tu_assert_file_str(fx->path, "502\n");
     assert_int_equal(visits_close(c), 0);
 }
 
@@ -380,7 +381,8 @@ static void test_interval_write_error_reported(void **state)
     assert_int_equal(visits_get_stats(c, &st), 0);
     assert_int_equal(st.last_error, -ENOSPC);
     assert_true(st.cycles_failed >= 1);
-    assert_int_equal(st.failed, 0);
+    if (st.failed)
+        fail_msg("failed by %d (%s)", st.failed_error, visits_strerror(st.failed_error));
     assert_int_equal(visits_incr(c, &v), -ENOSPC); /* still reported */
     tu_assert_file_str(fx->path, "41\n");
     tu_assert_no_temps(fx->dir);

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -55,7 +56,7 @@ static void test_strerror_unknown_codes(void **state)
 {
     (void)state;
     /* unassigned codes in and around the library's range */
-    static const int unknown[] = {-20000, -20008, -20009, -20100, -29999};
+    static const int unknown[] = {-20000, -20010, -20011, -20100, -29999};
     for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
         const char *s = visits_strerror(unknown[i]);
         assert_non_null(s);
@@ -71,6 +72,65 @@ static void test_strerror_unknown_codes(void **state)
     }
     /* static: the same pointer every time */
     assert_ptr_equal(visits_strerror(VISITS_ECORRUPT), visits_strerror(VISITS_ECORRUPT));
+}
+
+/* Names are stable: metric labels and log fields use them. */
+static void test_err_name(void **state)
+{
+    (void)state;
+#define CHECK_NAME(name, value, msg) assert_string_equal(visits_err_name(VISITS_##name), #name);
+    VISITS_ERRNO_MAP(CHECK_NAME)
+#undef CHECK_NAME
+    assert_string_equal(visits_err_name(0), "OK");
+    assert_string_equal(visits_err_name(-ENOSPC), "ENOSPC");
+    assert_string_equal(visits_err_name(-EIO), "EIO");
+    assert_string_equal(visits_err_name(-ENOENT), "ENOENT");
+    assert_string_equal(visits_err_name(-EACCES), "EACCES");
+    assert_string_equal(visits_err_name(-EROFS), "EROFS");
+    assert_string_equal(visits_err_name(-EDQUOT), "EDQUOT");
+    assert_string_equal(visits_err_name(-EMFILE), "EMFILE");
+    static const int odd[] = {1, -20000, -20100, -4096, -100000, INT_MIN, INT_MAX};
+    for (size_t i = 0; i < sizeof odd / sizeof odd[0]; i++)
+        assert_string_equal(visits_err_name(odd[i]), "EUNKNOWN");
+    for (int e = 1; e < 200; e++)
+        assert_non_null(visits_err_name(-e));
+    /* what a user reads for the common failures is the usual text */
+    assert_string_equal(visits_strerror(-ENOSPC), "No space left on device");
+    assert_string_equal(visits_strerror(-ENOENT), "No such file or directory");
+}
+
+/* The options and stats structures grow: a caller built against an older, smaller
+ * structure gets only what it knows, and nothing is written past its end. */
+static void test_sized_structures(void **state)
+{
+    struct tu_fixture *fx = *state;
+    unsigned char buf[sizeof(visits_options) + 16];
+    memset(buf, 0x5a, sizeof buf);
+    size_t old = offsetof(visits_options, gather_us); /* a 0.2-era caller without gather_us */
+    visits_options_init_sized((visits_options *)buf, old);
+    for (size_t i = old; i < sizeof buf; i++)
+        assert_int_equal(buf[i], 0x5a);
+    visits_options o;
+    memcpy(&o, buf, sizeof o);
+    assert_int_equal(o.size, old);
+    assert_int_equal(o.mode, 0644);
+    visits_counter *c = NULL;
+    assert_int_equal(visits_open(fx->path, &o, &c), 0);
+    visits_stats st;
+    memset(&st, 0x5a, sizeof st);
+    size_t small = offsetof(visits_stats, failed_error);
+    assert_int_equal(visits_get_stats_sized(c, &st, small), 0);
+    assert_int_equal(st.cycles, 0);
+    assert_int_equal(((unsigned char *)&st)[small], 0x5a);
+    assert_int_equal(visits_close(c), 0);
+    /* options never filled by visits_options_init are refused */
+    memset(&o, 0, sizeof o);
+    c = (visits_counter *)&o;
+    assert_int_equal(visits_open(fx->path, &o, &c), VISITS_EINVAL);
+    assert_null(c);
+    visits_options_init(&o);
+    o.gather_us = 100001;
+    assert_int_equal(visits_open(fx->path, &o, &c), VISITS_EINVAL);
 }
 
 static void test_version(void **state)
@@ -177,6 +237,8 @@ int main(void)
         cmocka_unit_test(test_codes_do_not_collide_with_errno),
         cmocka_unit_test(test_strerror_errno_codes),
         cmocka_unit_test(test_strerror_unknown_codes),
+        cmocka_unit_test(test_err_name),
+        TU_TEST(test_sized_structures),
         cmocka_unit_test(test_version),
         cmocka_unit_test(test_options_init),
         cmocka_unit_test(test_close_null),

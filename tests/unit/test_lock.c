@@ -1,7 +1,7 @@
 /*
- * test_lock.c: the sibling lock file and stale temps (lock.c). The lock ".<name>.lock"
- * is created beside the counter and serialises read-modify-write across processes;
- * opening removes ".<name>.tmp-*" left by a crash and nothing else.
+ * test_lock.c: the writers' lock and stale temps (lock.c). A write cycle locks the counter
+ * file itself (the directory while creating it) and checks it is still the one at the
+ * path; opening removes ".<name>.tmp-*" left by a dead writer and nothing else.
  */
 #include "util.h"
 
@@ -15,25 +15,25 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static void test_lock_file_created(void **state)
+/* The lock is the counter file itself (and its directory): writing creates no lock file,
+ * and a lock file left by an earlier release is neither needed nor touched. */
+static void test_no_lock_file(void **state)
 {
     struct tu_fixture *fx = *state;
     char lock[TU_PATH_MAX];
     tu_join(lock, fx->dir, ".visits.lock");
     visits_counter *c = NULL;
     assert_int_equal(visits_open(fx->path, NULL, &c), 0);
-    struct stat st;
-    tu_lstat(lock, &st);
-    assert_true(S_ISREG(st.st_mode));
     assert_int_equal(visits_incr(c, NULL), 0);
     tu_assert_file_str(fx->path, "1\n");
     assert_int_equal(visits_close(c), 0);
-    /* an existing lock file is reused, whatever it holds */
+    assert_false(tu_exists(lock));
     tu_write_file(lock, "junk", 4, 0600);
     assert_int_equal(visits_open(fx->path, NULL, &c), 0);
     assert_int_equal(visits_incr(c, NULL), 0);
     assert_int_equal(visits_close(c), 0);
     tu_assert_file_str(fx->path, "2\n");
+    tu_assert_file(lock, "junk", 4);
     tu_assert_no_temps(fx->dir);
 }
 
@@ -66,7 +66,7 @@ static void check_long_name(struct tu_fixture *fx, size_t len, int expect_open)
     tu_assert_file_str(path, "1\n");
     char lockname[300];
     snprintf(lockname, sizeof lockname, ".%s.lock", name);
-    assert_true(tu_exists(tu_join(lock, fx->dir, lockname)));
+    assert_false(tu_exists(tu_join(lock, fx->dir, lockname)));
     tu_assert_no_temps(fx->dir);
 }
 
@@ -228,26 +228,45 @@ static void test_stale_temps_of_symlink_target(void **state)
 }
 
 /*
- * Another process holds the lock while it replaces the file with 50 (as a second
- * handle would in its write cycle). An increment started meanwhile waits for the lock
- * and builds on the other process's value: 51, never 1.
+ * Another process writes the way a second handle does in its write cycle, slowly: it
+ * holds the lock while it replaces the file with 50. An increment started meanwhile waits
+ * for the lock and builds on the other process's value: 51, never 1.
+ *
+ * With the file missing, the other writer is creating it: it holds the directory
+ * exclusively. With the file present it holds the directory shared and the file
+ * exclusively; our handle then waits on the old file, finds it replaced once it gets its
+ * lock, and takes the lock of the new one (a lock retry).
  */
-struct holder {
-    const char *dir;
-    const char *path;
-    int ready_fd;
-};
-
-static void test_lock_serialises_processes(void **state)
+static int other_writer(const char *dir, const char *path, int exists, int ready_fd)
 {
-    struct tu_fixture *fx = *state;
-    char lock[TU_PATH_MAX];
-    tu_join(lock, fx->dir, ".visits.lock");
+    char tmp[TU_PATH_MAX];
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0 || flock(dfd, exists ? LOCK_SH : LOCK_EX) != 0)
+        return 2;
+    int fd = exists ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+    if (exists && (fd < 0 || flock(fd, LOCK_EX) != 0))
+        return 2;
+    /* the lock is held: tell the parent, then write 50 slowly */
+    if (write(ready_fd, "x", 1) != 1)
+        return 3;
+    tu_sleep_ms(300);
+    int t = open(tu_join(tmp, dir, "other-writer"), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (t < 0 || write(t, "50\n", 3) != 3 || fsync(t) != 0 || close(t) != 0)
+        return 4;
+    if (rename(tmp, path) != 0)
+        return 5;
+    tu_sleep_ms(100);
+    if (fd >= 0)
+        close(fd);
+    return flock(dfd, LOCK_UN) == 0 ? 0 : 6;
+}
+
+static void check_lock_serialises(struct tu_fixture *fx, int exists)
+{
+    if (exists)
+        tu_write_file(fx->path, "7\n", 2, 0644);
     visits_counter *c = NULL;
     assert_int_equal(visits_open(fx->path, NULL, &c), 0);
-
-    char tmp[TU_PATH_MAX];
-    tu_join(tmp, fx->dir, "other-writer");
     int ready[2];
     assert_int_equal(pipe(ready), 0);
     fflush(NULL);
@@ -255,20 +274,7 @@ static void test_lock_serialises_processes(void **state)
     assert_true(pid >= 0);
     if (pid == 0) {
         close(ready[0]);
-        int fd = open(lock, O_RDWR | O_CLOEXEC);
-        if (fd < 0 || flock(fd, LOCK_EX) != 0)
-            _exit(2);
-        /* the lock is held: tell the parent, then write 50 slowly */
-        if (write(ready[1], "x", 1) != 1)
-            _exit(3);
-        tu_sleep_ms(300);
-        int t = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        if (t < 0 || write(t, "50\n", 3) != 3 || fsync(t) != 0 || close(t) != 0)
-            _exit(4);
-        if (rename(tmp, fx->path) != 0)
-            _exit(5);
-        tu_sleep_ms(100);
-        _exit(flock(fd, LOCK_UN) == 0 ? 0 : 6);
+        _exit(other_writer(fx->dir, fx->path, exists, ready[1]));
     }
     close(ready[1]);
     char b;
@@ -285,40 +291,45 @@ static void test_lock_serialises_processes(void **state)
     assert_int_equal(v, 51);
     assert_true(waited >= 250);
     tu_assert_file_str(fx->path, "51\n");
+    visits_stats st;
+    assert_int_equal(visits_get_stats(c, &st), 0);
+    if (exists)
+        assert_true(st.lock_retries >= 1);
     assert_int_equal(visits_close(c), 0);
     tu_assert_no_temps(fx->dir);
+}
+
+static void test_lock_serialises_processes(void **state)
+{
+    check_lock_serialises(*state, 1);
+}
+
+static void test_lock_serialises_creation(void **state)
+{
+    check_lock_serialises(*state, 0);
 }
 
 /* visits_set_file() takes the same lock. */
 static void test_set_file_waits_for_lock(void **state)
 {
     struct tu_fixture *fx = *state;
-    char lock[TU_PATH_MAX];
-    tu_join(lock, fx->dir, ".visits.lock");
-    visits_counter *c = NULL;
-    assert_int_equal(visits_open(fx->path, NULL, &c), 0); /* creates the lock file */
-    assert_int_equal(visits_close(c), 0);
-    int fd = open(lock, O_RDWR | O_CLOEXEC);
+    tu_write_file(fx->path, "3\n", 2, 0644);
+    int fd = open(fx->path, O_RDONLY | O_CLOEXEC);
     assert_true(fd >= 0);
     assert_int_equal(flock(fd, LOCK_EX), 0);
     /* the lock is held by this open file description: a child's set_file must wait */
-    int ready[2];
-    assert_int_equal(pipe(ready), 0);
     fflush(NULL);
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
-        close(ready[0]);
         close(fd); /* the parent keeps the lock */
         int rc = visits_set_file(fx->path, 7, NULL, NULL);
         _exit(rc == 0 ? 0 : 1);
     }
-    close(ready[1]);
-    close(ready[0]);
     tu_sleep_ms(300);
     int status = 0;
     assert_int_equal(waitpid(pid, &status, WNOHANG), 0); /* still waiting */
-    assert_false(tu_exists(fx->path));
+    tu_assert_file_str(fx->path, "3\n");
     assert_int_equal(flock(fd, LOCK_UN), 0);
     close(fd);
     uint64_t deadline = tu_now_ms() + 10000;
@@ -336,14 +347,44 @@ static void test_set_file_waits_for_lock(void **state)
     tu_assert_no_temps(fx->dir);
 }
 
+/* A temp whose writer still holds it is never swept by another handle's open; one whose
+ * writer died (nobody holds it) is. */
+static void test_live_temp_kept(void **state)
+{
+    struct tu_fixture *fx = *state;
+    char live[TU_PATH_MAX], dead[TU_PATH_MAX];
+    tu_join(live, fx->dir, ".visits.tmp-livelivelive");
+    tu_join(dead, fx->dir, ".visits.tmp-deaddeaddead");
+    tu_write_file(live, "9\n", 2, 0600);
+    tu_write_file(dead, "9\n", 2, 0600);
+    int fd = open(live, O_RDONLY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    assert_int_equal(flock(fd, LOCK_EX), 0);
+    visits_counter *c = NULL;
+    assert_int_equal(visits_open(fx->path, NULL, &c), 0);
+    assert_true(tu_exists(live));
+    assert_false(tu_exists(dead));
+    assert_int_equal(visits_close(c), 0);
+    close(fd);
+    assert_int_equal(visits_open(fx->path, NULL, &c), 0);
+    assert_false(tu_exists(live));
+    assert_int_equal(visits_close(c), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        TU_TEST(test_lock_file_created),          TU_TEST(test_long_name),
-        TU_TEST(test_stale_temps_removed),        TU_TEST(test_stale_temps_removed_missing_counter),
-        TU_TEST(test_stale_temps_beside_corrupt), TU_TEST(test_stale_temps_of_symlink_target),
-        TU_TEST(test_temp_named_non_files_left),  TU_TEST(test_lock_serialises_processes),
+        TU_TEST(test_no_lock_file),
+        TU_TEST(test_long_name),
+        TU_TEST(test_stale_temps_removed),
+        TU_TEST(test_stale_temps_removed_missing_counter),
+        TU_TEST(test_stale_temps_beside_corrupt),
+        TU_TEST(test_stale_temps_of_symlink_target),
+        TU_TEST(test_temp_named_non_files_left),
+        TU_TEST(test_lock_serialises_processes),
         TU_TEST(test_set_file_waits_for_lock),
+        TU_TEST(test_lock_serialises_creation),
+        TU_TEST(test_live_temp_kept),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

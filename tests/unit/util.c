@@ -16,9 +16,9 @@
 #include <time.h>
 #include <unistd.h>
 
-static const char *const syscall_names[] = {"openat",   "read",  "write",   "fsync",
-                                            "fchmod",   "fstat", "fstatat", "renameat",
-                                            "unlinkat", "close", "flock",   "readlink"};
+static const char *const syscall_names[] = {"openat", "read",     "write",    "fsync",    "fchmod",
+                                            "fstat",  "fstatat",  "renameat", "unlinkat", "close",
+                                            "flock",  "readlink", "faccessat"};
 
 const char *tu_tmp_base(void)
 {
