@@ -7,7 +7,7 @@ declare -A PKGS=(
   [build]="gcc make cmake pkg-config libc6-dev libh2o-evloop-dev libssl-dev"
   [test]="libcmocka-dev clang libclang-rt-14-dev python3 curl procps util-linux mount prometheus valgrind e2fsprogs xfsprogs btrfs-progs"
   [container]="podman buildah runc mmdebstrap uidmap catatonit netavark aardvark-dns"
-  [deploy]="nodejs"
+  [deploy]="nodejs prometheus"
   [browser]="chromium nodejs"
   [bench]="curl wrk h2o sqlite3 libsqlite3-dev redis-server redis-tools nghttp2-client gnuplot-nox hyperfine"
 )

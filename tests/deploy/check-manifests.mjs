@@ -18,7 +18,12 @@
 //                       partition=last (only the highest ordinal updates), service-type=T,
 //                       image-tag=TAG (every container image), selects=INSTANCE (the client
 //                       Service "visits" selects that app.kubernetes.io/instance),
-//                       dockerfile-version=V (the Dockerfile's ARG VERSION default)
+//                       dockerfile-version=V (the Dockerfile's ARG VERSION default),
+//                       route-default=INSTANCE (the HTTPRoute's catch-all rule sends only
+//                       to Services selecting that instance), route-header=NAME:VALUE>INSTANCE
+//                       (the rule matching that header sends only to that instance)
+//   --runbooks FILE     the Markdown page every alert's runbook_url must point into
+//                       (docs/operations.md): its anchor must be a heading of FILE
 //   --expect-fail RE    invert: succeed only if some failure matches the regular expression
 //                       (used by the deliberately broken manifests under broken/)
 // Exit status: 0 all checks passed, 1 a check failed, 2 usage or environment error.
@@ -51,6 +56,7 @@ for (let i = 2; i < process.argv.length; i++) {
     else if (a === "--checks") opts.checks = new Set(val().split(","));
     else if (a === "--expect") opts.expect.push(val());
     else if (a === "--expect-fail") opts.expectFail = new RegExp(val());
+    else if (a === "--runbooks") opts.runbooks = val();
     else if (a.startsWith("-")) usage(`unknown option ${a}`);
     else if (opts.dir) usage("one kustomization directory only");
     else opts.dir = a;
@@ -96,13 +102,19 @@ for (const o of objs) {
 }
 
 // Module path of the kubernetes-models class for an apiVersion/kind ("v1" is the core group).
+// The Prometheus Operator's and the Gateway API's kinds come from their own packages.
+const crdPackages = {
+    "monitoring.coreos.com": "@kubernetes-models/prometheus-operator",
+    "gateway.networking.k8s.io": "@kubernetes-models/gateway-api",
+};
 function modelPath(o) {
     if (typeof o.apiVersion !== "string" || typeof o.kind !== "string") return null;
     const [group, version] = o.apiVersion.includes("/") ? o.apiVersion.split("/") : ["", o.apiVersion];
     const dir = group ? `${group}/${version}` : version;
+    const pkg = crdPackages[group] ?? "kubernetes-models";
     try {
-        require.resolve(`kubernetes-models/${dir}/${o.kind}`);
-        return `kubernetes-models/${dir}/${o.kind}`;
+        require.resolve(`${pkg}/${dir}/${o.kind}`);
+        return `${pkg}/${dir}/${o.kind}`;
     } catch {
         return null;
     }
@@ -506,13 +518,157 @@ function crossChecks() {
     for (const w of wls.filter((x) => x.kind === "StatefulSet"))
         if (!objs.some((b) => b.kind === "PodDisruptionBudget" && !selectorEmpty(b.spec?.selector) && selects(b.spec.selector, w.spec.template.metadata?.labels)))
             fail(idOf(w), "no PodDisruptionBudget covers its pods");
+
+    monitoringChecks(server, wls, podsOf);
+    httpRouteChecks(services);
+}
+
+// GitHub's anchor of a Markdown heading: lower case, punctuation dropped, spaces to "-".
+function headingAnchors(file) {
+    const anchors = new Set();
+    let fence = false;
+    let text;
+    try {
+        text = readFileSync(file, "utf8");
+    } catch (e) {
+        usage(`cannot read the runbook page ${file}: ${e.message}`);
+    }
+    for (const line of text.split("\n")) {
+        if (/^\s*(```|~~~)/.test(line)) fence = !fence;
+        const m = !fence && line.match(/^#{1,6}\s+(.*?)\s*#*\s*$/);
+        if (m) anchors.add(m[1].toLowerCase().replace(/[^\p{L}\p{N}\s_-]/gu, "").replace(/\s/g, "-"));
+    }
+    return anchors;
+}
+
+// PodMonitor: it must select the pods, by a port name they have, on the metrics route; the
+// job name it gives must be the one the alerting rules select. PrometheusRule: each alert
+// has a severity, a summary, a description naming the pod and the value, and a runbook_url
+// into a section of the runbook page that exists.
+function monitoringChecks(server, wls, podsOf) {
+    const rules = objs.filter((o) => o.kind === "PrometheusRule");
+    const ruleJobs = new Set();
+    let anchors;
+    for (const r of rules) {
+        const id = idOf(r);
+        for (const g of r.spec?.groups ?? [])
+            for (const rule of g.rules ?? []) {
+                for (const m of String(rule.expr ?? "").matchAll(/\bjob\s*=\s*"([^"]*)"/g)) ruleJobs.add(m[1]);
+                if (!rule.alert) continue;
+                const aid = `${id}: alert ${rule.alert}`;
+                const ann = rule.annotations ?? {};
+                if (!["critical", "warning", "info"].includes(rule.labels?.severity))
+                    fail(aid, `labels.severity ${rule.labels?.severity} is not critical, warning or info`);
+                for (const k of ["summary", "description", "runbook_url"]) if (!ann[k]) fail(aid, `no ${k} annotation`);
+                const absent = /^\s*absent(_over_time)?\s*\(/.test(String(rule.expr));
+                if (ann.description && !absent && !/\$labels\.pod\b/.test(ann.description))
+                    fail(aid, "description does not name the pod ($labels.pod)");
+                if (ann.description && !/\$value\b/.test(ann.description)) fail(aid, "description does not give the value ($value)");
+                if (ann.runbook_url) {
+                    if (!opts.runbooks) usage("--runbooks FILE is needed to check runbook_url");
+                    anchors ??= headingAnchors(opts.runbooks);
+                    const page = opts.runbooks.split("/").slice(-2).join("/");
+                    const m = String(ann.runbook_url).match(/^https?:\/\/[^#\s]+\/([^/#\s]+\/[^/#\s]+)#([^#\s]+)$/);
+                    if (!m || m[1] !== page) fail(aid, `runbook_url ${ann.runbook_url} does not point into ${page}#SECTION`);
+                    else if (!anchors.has(m[2])) fail(aid, `runbook_url ${ann.runbook_url}: no section #${m[2]} in ${opts.runbooks}`);
+                    else if (m[2] !== rule.alert.toLowerCase())
+                        fail(aid, `runbook_url anchor #${m[2]} is not the alert's own section #${rule.alert.toLowerCase()}`);
+                }
+            }
+    }
+    const metricsRoute = server.routes.find((x) => /metric|prometheus/i.test(x.purpose));
+    for (const pm of objs.filter((o) => o.kind === "PodMonitor")) {
+        const id = idOf(pm);
+        const sel = pm.spec?.selector;
+        if (selectorEmpty(sel)) {
+            fail(id, "has no selector: it would scrape every pod of the namespace");
+            continue;
+        }
+        const pods = podsOf(sel);
+        if (pods.length === 0) {
+            fail(id, `selector ${JSON.stringify(sel)} matches no pod template`);
+            continue;
+        }
+        const eps = pm.spec.podMetricsEndpoints ?? [];
+        if (eps.length === 0) fail(id, "no podMetricsEndpoints");
+        eps.forEach((ep, i) => {
+            const eid = `podMetricsEndpoints[${i}]`;
+            if (ep.port === undefined) fail(id, `${eid} has no port (name the container port${ep.targetPort !== undefined ? "; targetPort is deprecated" : ""})`);
+            else
+                for (const w of pods) {
+                    const cs = w.spec.template.spec?.containers ?? [];
+                    if (!cs.some((c) => (c.ports ?? []).some((cp) => cp.name === ep.port)))
+                        fail(id, `${eid}.port ${ep.port} is no container port of ${idOf(w)} (${cs.flatMap((c) => (c.ports ?? []).map((p) => p.name)).join(" ")})`);
+                }
+            const path = ep.path ?? "/metrics";
+            if (!metricsRoute || path !== metricsRoute.path) fail(id, `${eid}.path ${path} is not the server's metrics route (${metricsRoute?.path})`);
+            if ((ep.scheme ?? "http") !== "http") fail(id, `${eid}.scheme ${ep.scheme}: visits-server serves plain HTTP`);
+        });
+        for (const w of pods) {
+            const labels = w.spec.template.metadata?.labels ?? {};
+            for (const l of [...(pm.spec.jobLabel ? [pm.spec.jobLabel] : []), ...(pm.spec.podTargetLabels ?? [])])
+                if (!Object.hasOwn(labels, l)) fail(id, `label ${l} (jobLabel/podTargetLabels) is not on the pods of ${idOf(w)}`);
+            // The Operator names the job after the pods' jobLabel value, else NAMESPACE/NAME.
+            const job = pm.spec.jobLabel && labels[pm.spec.jobLabel] ? labels[pm.spec.jobLabel] : `${pm.metadata?.namespace ?? "NAMESPACE"}/${pm.metadata?.name}`;
+            for (const j of ruleJobs)
+                if (j !== job) fail(id, `the alerting rules select job="${j}", but this PodMonitor gives the pods of ${idOf(w)} job="${job}"`);
+        }
+    }
+    if (rules.length && ruleJobs.size && !objs.some((o) => o.kind === "PodMonitor"))
+        fail(idOf(rules[0]), `the rules select job="${[...ruleJobs].join(",")}" but no PodMonitor scrapes the pods`);
+}
+
+// HTTPRoute: attached to a Gateway (the cluster's own; none is shipped), and every
+// backendRef names a Service of these manifests and one of its ports.
+function httpRouteChecks(services) {
+    for (const r of objs.filter((o) => o.kind === "HTTPRoute")) {
+        const id = idOf(r);
+        const parents = r.spec?.parentRefs ?? [];
+        if (parents.length === 0) fail(id, "no parentRefs: the route is attached to no Gateway and serves nothing");
+        for (const p of parents)
+            if ((p.group ?? "gateway.networking.k8s.io") !== "gateway.networking.k8s.io" || (p.kind ?? "Gateway") !== "Gateway")
+                fail(id, `parentRef ${p.name} is a ${p.group}/${p.kind}, not a Gateway`);
+        (r.spec?.rules ?? []).forEach((rule, i) => {
+            const refs = rule.backendRefs ?? [];
+            if (refs.length === 0) fail(id, `rules[${i}] has no backendRefs`);
+            refs.forEach((b, j) => {
+                const bid = `rules[${i}].backendRefs[${j}]`;
+                if ((b.group ?? "") !== "" || (b.kind ?? "Service") !== "Service") {
+                    fail(id, `${bid} ${b.name} is a ${b.group}/${b.kind}, not a Service`);
+                    return;
+                }
+                if (b.namespace && b.namespace !== r.metadata?.namespace) fail(id, `${bid} ${b.name} is in another namespace (${b.namespace}): needs a ReferenceGrant`);
+                const svc = services.find((x) => x.metadata?.name === b.name);
+                if (!svc) {
+                    fail(id, `${bid}: no Service ${b.name} in the rendered objects (${services.map((x) => x.metadata?.name).join(" ")})`);
+                    return;
+                }
+                if (b.port === undefined) fail(id, `${bid} ${b.name} has no port`);
+                else if (!(svc.spec?.ports ?? []).some((p) => p.port === b.port))
+                    fail(id, `${bid}: port ${b.port} is not a port of Service ${b.name} (${(svc.spec?.ports ?? []).map((p) => p.port).join(" ")})`);
+                if (svc.spec?.clusterIP === "None") fail(id, `${bid}: Service ${b.name} is headless`);
+            });
+        });
+    }
+}
+
+// The instances (app.kubernetes.io/instance) an HTTPRoute rule's backends select.
+function ruleInstances(rule) {
+    const out = new Set();
+    for (const b of rule.backendRefs ?? []) {
+        const svc = objs.find((o) => o.kind === "Service" && o.metadata?.name === b.name);
+        out.add(svc?.spec?.selector?.["app.kubernetes.io/instance"] ?? `(Service ${b.name})`);
+    }
+    return [...out];
 }
 
 // An overlay's intent, so that a patch that silently stopped applying is noticed.
 function expectations() {
     const stss = objs.filter((o) => o.kind === "StatefulSet");
+    const routeRules = objs.filter((o) => o.kind === "HTTPRoute").flatMap((r) => r.spec?.rules ?? []);
     for (const e of opts.expect) {
-        const [k, v] = e.split("=");
+        const k = e.slice(0, e.indexOf("=") < 0 ? e.length : e.indexOf("="));
+        const v = e.slice(k.length + 1);
         if (k === "statefulsets") {
             if (stss.length !== Number(v)) fail("expect", `${stss.length} StatefulSets rendered, expected ${v}`);
         } else if (k === "strategy") {
@@ -540,6 +696,23 @@ function expectations() {
             if (!opts.dockerfile) usage("--expect dockerfile-version needs --dockerfile");
             const m = readFileSync(opts.dockerfile, "utf8").match(/^\s*ARG\s+VERSION=(\S+)/m);
             if (m?.[1] !== v) fail(opts.dockerfile, `ARG VERSION=${m?.[1]}, expected the project version ${v}`);
+        } else if (k === "route-default") {
+            const all = routeRules.filter((r) => !(r.matches ?? []).some((m) => m.headers || m.queryParams || m.method || (m.path && m.path.value !== "/")));
+            if (all.length === 0) fail("HTTPRoute", "no catch-all rule (without header, query or method match)");
+            for (const r of all) {
+                const got = ruleInstances(r);
+                if (got.length !== 1 || got[0] !== v) fail("HTTPRoute", `the catch-all rule sends to ${got.join(", ")}, expected only ${v}`);
+            }
+        } else if (k === "route-header") {
+            const m = v.match(/^([^:]+):([^>]*)>(.+)$/);
+            if (!m) usage(`route-header wants NAME:VALUE>INSTANCE, got ${v}`);
+            const hits = routeRules.filter((r) =>
+                (r.matches ?? []).some((x) => (x.headers ?? []).some((h) => h.name.toLowerCase() === m[1].toLowerCase() && h.value === m[2] && (h.type ?? "Exact") === "Exact")));
+            if (hits.length === 0) fail("HTTPRoute", `no rule matches the header ${m[1]}: ${m[2]}`);
+            for (const r of hits) {
+                const got = ruleInstances(r);
+                if (got.length !== 1 || got[0] !== m[3]) fail("HTTPRoute", `the rule for ${m[1]}: ${m[2]} sends to ${got.join(", ")}, expected only ${m[3]}`);
+            }
         } else usage(`unknown expectation ${e}`);
     }
 }

@@ -3,6 +3,7 @@
 #   run.sh npm                  install tests/deploy/node_modules from the lockfile if missing
 #   run.sh render DIR KIND...   kubectl kustomize DIR renders, with at least these kinds
 #   run.sh check ARGS...        node check-manifests.mjs ARGS...
+#   run.sh rules ARGS...        node rules.mjs ARGS... (promtool check/test rules)
 #   run.sh docs SRC FILE...     every deploy/... path the files name exists, and every
 #                               `kubectl apply -k DIR` they show renders
 # A missing tool skips the test loudly (exit 77), except under CI=true, where it fails.
@@ -22,6 +23,7 @@ need() {
         case $t in
         node | npm) hint="apt-get install nodejs npm" ;;
         kubectl) hint="kubectl 1.32: https://kubernetes.io/docs/tasks/tools/" ;;
+        promtool) hint="apt-get install prometheus" ;;
         *) hint="apt-get install $t" ;;
         esac
         command -v "$t" >/dev/null 2>&1 || skip "$t not found in PATH ($hint)"
@@ -67,13 +69,19 @@ check)
     done
     exec node "$here/check-manifests.mjs" "$@"
     ;;
+rules)
+    need node promtool
+    [ -d "$here/node_modules" ] || skip "$here/node_modules missing (run: $0 npm)"
+    exec node "$here/rules.mjs" "$@"
+    ;;
 docs)
     need kubectl
     src=$1
     shift
     status=0
     for f in "$@"; do
-        for p in $(grep -o 'deploy/[A-Za-z0-9_./-]*' "$f" | sed 's/[.]*$//' | sort -u); do
+        # deploy/... as a path of its own (not the tail of tests/deploy/...)
+        for p in $(grep -oE '(^|[^A-Za-z0-9_./-])deploy/[A-Za-z0-9_./-]*' "$f" | sed 's/^[^d]//; s/[.]*$//' | sort -u); do
             [ -e "$src/$p" ] || {
                 echo "FAIL: $f names $p, which does not exist" >&2
                 status=1
