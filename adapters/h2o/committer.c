@@ -260,14 +260,14 @@ static void observe_commit(struct committer *c, uint64_t ns, size_t n)
 
 static void commit(struct committer *c, struct visit_wait *batch, size_t n)
 {
-    uint64_t t0 = now_ns();
+    uint64_t t0 = clock_mono_ns();
     uint64_t v = 0;
     int err = ensure_open(c, t0 / 1000000u);
     if (err == 0) {
         err = visits_add(c->counter, n, &v);
-        observe_commit(c, now_ns() - t0, n);
+        observe_commit(c, clock_mono_ns() - t0, n);
     }
-    after_write(c, err, v, now_ms());
+    after_write(c, err, v, clock_mono_ms());
     /* Values in queue order; then one message per event loop carries its whole chain
      * (one lock and at most one wake-up per loop and batch, not per visit). */
     struct reply_group {
@@ -298,7 +298,7 @@ static void commit(struct committer *c, struct visit_wait *batch, size_t n)
 /* Idle work: probe after a failure, otherwise re-read the value and the stats. */
 static void tick(struct committer *c)
 {
-    uint64_t now = now_ms();
+    uint64_t now = clock_mono_ms();
     if (c->last_err != 0) {
         if (now < c->next_probe_ms)
             return;
@@ -306,7 +306,7 @@ static void tick(struct committer *c)
         int err = ensure_open(c, now);
         if (err == 0)
             err = visits_add(c->counter, 0, &v);
-        after_write(c, err, v, now_ms());
+        after_write(c, err, v, clock_mono_ms());
         return;
     }
     uint64_t v;
@@ -346,7 +346,7 @@ static void gather(struct committer *c)
     uint64_t until = c->gather_until_ns;
     struct timespec ts = {(time_t)(until / 1000000000u), (long)(until % 1000000000u)};
     c->want = c->expect;
-    while (c->queued < c->want && !c->stop && now_ns() < until &&
+    while (c->queued < c->want && !c->stop && clock_mono_ns() < until &&
            pthread_cond_timedwait(&c->cv, &c->mu, &ts) != ETIMEDOUT)
         ;
     if (c->queued < c->want && !c->stop)
@@ -358,7 +358,7 @@ static void *committer_main(void *arg)
 {
     struct committer *c = arg;
     pthread_setname_np(pthread_self(), "visits-commit"); /* as top -H and ps -L show it */
-    c->next_refresh_ms = now_ms() + REFRESH_MS;
+    c->next_refresh_ms = clock_mono_ms() + REFRESH_MS;
     pthread_mutex_lock(&c->mu);
     c->want = SIZE_MAX;
     for (;;) {
@@ -377,12 +377,12 @@ static void *committer_main(void *arg)
         c->head = c->tail = NULL;
         c->queued = 0;
         pthread_mutex_unlock(&c->mu);
-        uint64_t t0 = now_ns();
+        uint64_t t0 = clock_mono_ns();
         if (batch != NULL)
             commit(c, batch, n);
         else if (!stop)
             tick(c);
-        uint64_t t1 = now_ns(), took = t1 - t0;
+        uint64_t t1 = clock_mono_ns(), took = t1 - t0;
         pthread_mutex_lock(&c->mu);
         if (batch != NULL) {
             c->expect = n + c->queued;
@@ -411,10 +411,7 @@ int committer_stop(struct committer *c, uint64_t deadline_ms, uint64_t *final_va
         c->stop = 1;
         pthread_mutex_unlock(&c->mu);
         pthread_cond_signal(&c->cv);
-        /* pthread_timedjoin_np takes a CLOCK_REALTIME deadline. */
-        uint64_t left = deadline_ms > now_ms() ? deadline_ms - now_ms() : 0;
-        uint64_t abs_ns = realtime_ns() + left * 1000000u;
-        struct timespec ts = {(time_t)(abs_ns / 1000000000u), (long)(abs_ns % 1000000000u)};
+        struct timespec ts = clock_real_deadline(deadline_ms, 0);
         if (pthread_timedjoin_np(c->tid, NULL, &ts) != 0)
             return -ETIMEDOUT;
         c->started = 0;

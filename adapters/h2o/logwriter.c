@@ -162,7 +162,7 @@ static int write_chunk(struct chunk *c)
         int timeout = -1;
         uint64_t deadline = atomic_load(&lw.deadline_ms);
         if (deadline != 0) {
-            uint64_t now = now_ms();
+            uint64_t now = clock_mono_ms();
             if (now >= deadline)
                 return WRITE_GAVE_UP;
             timeout = (int)(deadline - now);
@@ -268,17 +268,14 @@ void logwriter_stop(uint64_t deadline_ms)
 {
     if (!lw.started)
         return;
-    uint64_t t0 = now_ms();
+    uint64_t t0 = clock_mono_ms();
     pthread_mutex_lock(&lw.mu);
     lw.stop = 1;
     atomic_store(&lw.deadline_ms, deadline_ms > 0 ? deadline_ms : 1);
     pthread_mutex_unlock(&lw.mu);
     wake();
 
-    /* pthread_timedjoin_np takes a CLOCK_REALTIME deadline. */
-    uint64_t left = deadline_ms > now_ms() ? deadline_ms - now_ms() : 0;
-    uint64_t abs_ns = realtime_ns() + (left + JOIN_GRACE_MS) * 1000000u;
-    struct timespec ts = {(time_t)(abs_ns / 1000000000u), (long)(abs_ns % 1000000000u)};
+    struct timespec ts = clock_real_deadline(deadline_ms, JOIN_GRACE_MS);
     int joined = pthread_timedjoin_np(lw.tid, NULL, &ts) == 0;
 
     pthread_mutex_lock(&lw.mu);

@@ -33,25 +33,6 @@
 /* Static so that everything the threads hold stays reachable until exit. */
 static struct server server;
 
-uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-uint64_t now_ms(void)
-{
-    return now_ns() / 1000000u;
-}
-
-uint64_t realtime_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 struct worker *worker_of(h2o_context_t *ctx)
 {
     return H2O_STRUCT_FROM_MEMBER(struct worker, ctx, ctx);
@@ -154,7 +135,7 @@ static void worker_begin_stop(struct worker *w)
     w->ctx.http1.req_timeout.timeout = 0;
     w->ctx.http2.idle_timeout.timeout = 0;
     w->stopping = 1;
-    w->stop_deadline_ms = now_ms() + STOP_GRACE_MS;
+    w->stop_deadline_ms = clock_mono_ms() + STOP_GRACE_MS;
 }
 
 static int worker_idle(struct worker *w)
@@ -199,7 +180,7 @@ static void *worker_main(void *arg)
         if (w->stopping) {
             if (worker_idle(w))
                 break;
-            if (now_ms() >= w->stop_deadline_ms) {
+            if (clock_mono_ms() >= w->stop_deadline_ms) {
                 log_error("thread %zu: connections still busy %d ms after the signal; "
                           "closing them",
                           w->index, STOP_GRACE_MS);
@@ -279,7 +260,7 @@ static int run_until_signal(struct server *srv, sigset_t *sigs)
     int sig;
     while (sigwait(sigs, &sig) != 0)
         ;
-    uint64_t t0 = now_ms();
+    uint64_t t0 = clock_mono_ms();
     log_info("received %s: stopping (no new connections; in-flight requests finish)",
              sig == SIGTERM ? "SIGTERM" : "SIGINT");
     committer_set_draining(srv->committer);
@@ -302,12 +283,12 @@ static int run_until_signal(struct server *srv, sigset_t *sigs)
                   srv->cfg.counter_path, visits_strerror(err));
     } else {
         log_info("stopped after %llu ms: counter %s = %llu flushed; exit 0",
-                 (unsigned long long)(now_ms() - t0), srv->cfg.counter_path,
+                 (unsigned long long)(clock_mono_ms() - t0), srv->cfg.counter_path,
                  (unsigned long long)value);
         rc = 0;
     }
     /* A stuck stdout costs the lines still queued, never the exit. */
-    uint64_t deadline = now_ms() + STOP_LOG_MS;
+    uint64_t deadline = clock_mono_ms() + STOP_LOG_MS;
     logwriter_stop(deadline < t0 + STOP_EXIT_MS ? deadline : t0 + STOP_EXIT_MS);
     return rc;
 }
@@ -321,7 +302,7 @@ int main(int argc, char **argv)
         config_free(&srv->cfg);
         return rc;
     }
-    srv->start_time = (double)realtime_ns() / 1e9;
+    srv->start_time = (double)clock_real_ns() / 1e9;
     srv->listen_fd = -1;
     srv->pod_json = escaped(srv->cfg.pod_name, strbuf_json);
     srv->pod_html = escaped(srv->cfg.pod_name, strbuf_html);

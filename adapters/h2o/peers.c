@@ -306,7 +306,7 @@ static void rebuild(struct resolver *r)
                  PEERS_MAX);
         add_problem(&r->list, "...", msg);
     }
-    r->list_at_ms = now_ms();
+    r->list_at_ms = clock_mono_ms();
     r->have_list = 1;
 }
 
@@ -429,7 +429,8 @@ void resolver_free(struct resolver *r)
 
 const struct peer_list *resolver_get(struct resolver *r, struct resolve_wait *wait)
 {
-    if (r->have_list && (!r->dynamic || now_ms() - r->list_at_ms < PEERS_DNS_TTL_MS || r->late))
+    if (r->have_list &&
+        (!r->dynamic || clock_mono_ms() - r->list_at_ms < PEERS_DNS_TTL_MS || r->late))
         return &r->list; /* fresh, or the best there is while a slow name resolves */
     h2o_linklist_insert(&r->waiters, &wait->link);
     if (r->in_flight != 0)

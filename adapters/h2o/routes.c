@@ -456,7 +456,7 @@ static void on_log_access(h2o_logger_t *self, h2o_req_t *req)
     if (tv.tv_sec == 0)
         tv = req->processed_at.at;
     uint64_t begin = (uint64_t)tv.tv_sec * 1000000000u + (uint64_t)tv.tv_usec * 1000u;
-    uint64_t end = realtime_ns();
+    uint64_t end = clock_real_ns();
     uint64_t duration = end > begin ? end - begin : 0;
     int status = req->res.status;
     accesslog_request(&w->log, req, status, duration);

@@ -12,6 +12,8 @@
 #ifndef VISITS_SERVER_H
 #define VISITS_SERVER_H
 
+#include "clock.h"
+
 #include <h2o.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -363,8 +365,5 @@ struct server {
 
 /* The worker whose event loop runs ctx. */
 struct worker *worker_of(h2o_context_t *ctx);
-uint64_t now_ms(void);      /* CLOCK_MONOTONIC */
-uint64_t now_ns(void);      /* CLOCK_MONOTONIC */
-uint64_t realtime_ns(void); /* CLOCK_REALTIME */
 
 #endif /* VISITS_SERVER_H */
