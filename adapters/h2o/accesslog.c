@@ -1,7 +1,7 @@
 /*
  * accesslog.c: one line per request on stdout, in a per-thread buffer that the event loop
  * flushes after each iteration (or when it fills): whole lines, handed to the log writer
- * (logwriter.c), which writes each such chunk with one write(2).
+ * (log.c), which writes each such chunk with one write(2).
  *
  * Line: ADDR - - [TIME] "METHOD TARGET PROTOCOL" STATUS BYTES SECONDS "USER-AGENT"
  * Bytes outside printable ASCII, '"' and '\' in METHOD, TARGET and USER-AGENT are
@@ -32,23 +32,11 @@ static void put(struct out *o, const char *s, size_t len)
     o->p += len;
 }
 
+/* A field of the request: \xNN escapes, cut at FIELD_MAX bytes with "..." appended. */
 static void put_escaped(struct out *o, const char *s, size_t len)
 {
-    static const char hex[] = "0123456789abcdef";
     int cut = len > FIELD_MAX;
-    if (cut)
-        len = FIELD_MAX;
-    for (size_t i = 0; i < len && o->end - o->p >= 4; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') {
-            *o->p++ = '\\';
-            *o->p++ = 'x';
-            *o->p++ = hex[c >> 4];
-            *o->p++ = hex[c & 15];
-        } else {
-            *o->p++ = (char)c;
-        }
-    }
+    o->p = format_logsafe(o->p, o->end, s, cut ? FIELD_MAX : len);
     if (cut)
         put(o, "...", 3);
 }
@@ -80,7 +68,7 @@ static void put_peer(struct out *o, h2o_req_t *req)
 
 void accesslog_flush(struct accesslog *log)
 {
-    logwriter_submit(log->buf, log->len, log->lines);
+    log_submit(log->buf, log->len, log->lines);
     log->len = 0;
     log->lines = 0;
 }

@@ -289,7 +289,7 @@ static int run_until_signal(struct server *srv, sigset_t *sigs)
     }
     /* A stuck stdout costs the lines still queued, never the exit. */
     uint64_t deadline = clock_mono_ms() + STOP_LOG_MS;
-    logwriter_stop(deadline < t0 + STOP_EXIT_MS ? deadline : t0 + STOP_EXIT_MS);
+    log_stop(deadline < t0 + STOP_EXIT_MS ? deadline : t0 + STOP_EXIT_MS);
     return rc;
 }
 
@@ -320,7 +320,7 @@ int main(int argc, char **argv)
     setup_h2o(srv);
     /* From here on the log thread writes the access log and this thread's lines to stdout
      * (it inherits the signal mask). */
-    int err = logwriter_start();
+    int err = log_start();
     if (err == 0)
         err = committer_start(srv->committer);
     if (err == 0)

@@ -144,7 +144,7 @@ void metrics_render(struct server *srv, struct strbuf *sb)
                   "failed.\n"
                   "# TYPE visits_access_log_dropped_lines_total counter\n"
                   "visits_access_log_dropped_lines_total %" PRIu64 "\n",
-                  logwriter_dropped_lines());
+                  log_dropped_lines());
     char sync[32];
     strbuf_printf(sb,
                   "# HELP visits_build_info Versions of visits-server, libvisits and libh2o.\n"

@@ -3,7 +3,7 @@
  *
  * main.c owns the configuration, the listener, the threads and the signals; routes.c owns
  * the route table and the handlers; committer.c owns the counter and the only thread that
- * writes it; metrics.c and accesslog.c observe every request; logwriter.c owns stdout and
+ * writes it; metrics.c and accesslog.c observe every request; log.c owns stdout and
  * the thread that writes the access log to it; cluster.c answers /cluster by asking the
  * peers that peers.c finds (json.c reads their answers). Event-loop threads never touch
  * the disk nor stdout: they hand visits to the committer and get the values back through
@@ -13,6 +13,8 @@
 #define VISITS_SERVER_H
 
 #include "clock.h"
+#include "log.h"
+#include "text.h"
 
 #include <h2o.h>
 #include <stdarg.h>
@@ -22,8 +24,6 @@
 #include <stdio.h>
 #include <time.h>
 #include <visits.h>
-
-#define SERVER_NAME "visits-server"
 
 /* ---- peers.c: who the other pods are (parsing here, resolution below) ------------------ */
 #define PEERS_MAX 64          /* addresses one /cluster request queries */
@@ -66,46 +66,6 @@ void config_free(struct server_config *cfg);
 const char *config_sync_name(const struct server_config *cfg, char *buf, size_t size);
 /* Number of CPUs this process may run on (at least 1). */
 unsigned config_cpu_count(void);
-
-/* ---- text.c: growable strings and escaping ------------------------------------------- */
-struct strbuf {
-    char *data;
-    size_t len;
-    size_t cap;
-    int oom; /* an allocation failed: contents are truncated */
-};
-void strbuf_init(struct strbuf *sb);
-void strbuf_free(struct strbuf *sb);
-void strbuf_add(struct strbuf *sb, const char *s, size_t len);
-void strbuf_puts(struct strbuf *sb, const char *s);
-#if defined(__GNUC__)
-__attribute__((format(printf, 2, 3)))
-#endif
-void strbuf_printf(struct strbuf *sb, const char *fmt, ...);
-/* Writes v in decimal at p (at most 20 bytes, no NUL); returns the end. printf is a
- * tenth of the CPU of a request on the hot paths, this is not. */
-char *format_u64(char *p, uint64_t v);
-/* ... zero-padded to at least width digits. */
-char *format_u64_width(char *p, uint64_t v, int width);
-void strbuf_u64(struct strbuf *sb, uint64_t v);
-/* Appends s as the inside of a JSON string (quotes not included). */
-void strbuf_json(struct strbuf *sb, const char *s, size_t len);
-/* Appends s escaped for HTML text and attribute values. */
-void strbuf_html(struct strbuf *sb, const char *s, size_t len);
-/* Appends s with bytes outside printable ASCII, '"' and '\\' as \xNN (log lines). */
-void strbuf_logsafe(struct strbuf *sb, const char *s, size_t len);
-
-/* One line on stdout ("visits-server: ...") or stderr, written with one write(2). While
- * the log writer runs, log_info's lines go through its queue, in order with the access
- * log (logwriter_line). */
-#if defined(__GNUC__)
-__attribute__((format(printf, 1, 2)))
-#endif
-void log_info(const char *fmt, ...);
-#if defined(__GNUC__)
-__attribute__((format(printf, 1, 2)))
-#endif
-void log_error(const char *fmt, ...);
 
 /* ---- routes.c ------------------------------------------------------------------------ */
 enum route_id {
@@ -304,27 +264,6 @@ struct accesslog {
 void accesslog_request(struct accesslog *log, h2o_req_t *req, int status, uint64_t duration_ns);
 /* Hands the buffered lines to the log writer (or drops them, counted). Never blocks. */
 void accesslog_flush(struct accesslog *log);
-
-/* ---- logwriter.c: stdout's only writer while the server runs ------------------------- */
-/* Bytes of log lines queued for stdout at most: about 40,000 access-log lines, a few
- * seconds of a busy server, before lines are dropped rather than an event loop blocked. */
-#define LOGWRITER_QUEUE_MAX (4u << 20)
-/* Starts the writer thread (call with the signals of the process blocked). 0 or -errno. */
-int logwriter_start(void);
-/* Any thread: queues a copy of len bytes holding `lines` whole lines. Never blocks and
- * never writes to stdout: when the queue would exceed LOGWRITER_QUEUE_MAX, the lines are
- * dropped and counted (the writer says so on stderr, once per episode). */
-void logwriter_submit(const char *data, size_t len, size_t lines);
-/* log_info's stdout line (whole, formatted) into the queue; 0 when the writer does not
- * run (the caller writes it itself). Such lines may exceed the queue's limit by a little. */
-int logwriter_line(const char *line, size_t len);
-/* Lines dropped so far (queue full, write error, out of memory). */
-uint64_t logwriter_dropped_lines(void);
-/* Main thread, after the event loops stopped: writes what is queued until deadline_ms
- * (CLOCK_MONOTONIC), then stops the writer and frees the queue; lines still queued then
- * are reported on stderr as lost. Returns by deadline_ms plus 100 ms even when stdout
- * blocks inside write(2) (the thread is then left to end with the process). */
-void logwriter_stop(uint64_t deadline_ms);
 
 /* ---- main.c -------------------------------------------------------------------------- */
 struct worker {
