@@ -13,6 +13,8 @@
  */
 #include "server.h"
 
+#include "histogram.h"
+
 #include <errno.h>
 #include <stdint.h>
 #include <inttypes.h>
@@ -28,11 +30,13 @@
 #define GATHER_SKIP 8          /* cycles started at once after a gather waited in vain */
 #define REPLY_GROUPS 16        /* event loops answered with one message each per batch */
 
-#define COMMIT_BUCKETS 13
-static const double commit_le[COMMIT_BUCKETS - 1] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
-                                                     0.01,   0.025,   0.05,   0.1,   0.25,   1};
-#define BATCH_BUCKETS 12
-static const uint64_t batch_le[BATCH_BUCKETS - 1] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024};
+static const struct histogram_bounds commit_ns = {12,
+                                                  {100000, 250000, 500000, 1000000, 2500000,
+                                                   5000000, 10000000, 25000000, 50000000, 100000000,
+                                                   250000000, 1000000000},
+                                                  1000000000};
+static const struct histogram_bounds batch_size = {
+    11, {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024}, 1};
 
 struct committer {
     char *path;
@@ -68,11 +72,8 @@ struct committer {
     int reopened;             /* the handle was reopened since the last success */
 
     /* metrics: written by the committer thread only */
-    atomic_uint_fast64_t commit_bucket[COMMIT_BUCKETS];
-    atomic_uint_fast64_t commit_ns_sum;
-    atomic_uint_fast64_t commits;
-    atomic_uint_fast64_t batch_bucket[BATCH_BUCKETS];
-    atomic_uint_fast64_t batch_sum;
+    struct histogram commit_ns; /* time of one visits_add() of a batch */
+    struct histogram batch;     /* visits in one batch */
     atomic_uint_fast64_t failures;
     atomic_uint_fast64_t reopens;
 };
@@ -242,22 +243,6 @@ static void after_write(struct committer *c, int err, uint64_t v, uint64_t now)
     cache_stats(c);
 }
 
-static void observe_commit(struct committer *c, uint64_t ns, size_t n)
-{
-    double s = (double)ns / 1e9;
-    size_t i = 0;
-    while (i < COMMIT_BUCKETS - 1 && s > commit_le[i])
-        i++;
-    counter_add(&c->commit_bucket[i], 1);
-    counter_add(&c->commit_ns_sum, ns);
-    counter_add(&c->commits, 1);
-    size_t j = 0;
-    while (j < BATCH_BUCKETS - 1 && n > batch_le[j])
-        j++;
-    counter_add(&c->batch_bucket[j], 1);
-    counter_add(&c->batch_sum, n);
-}
-
 static void commit(struct committer *c, struct visit_wait *batch, size_t n)
 {
     uint64_t t0 = clock_mono_ns();
@@ -265,7 +250,8 @@ static void commit(struct committer *c, struct visit_wait *batch, size_t n)
     int err = ensure_open(c, t0 / 1000000u);
     if (err == 0) {
         err = visits_add(c->counter, n, &v);
-        observe_commit(c, clock_mono_ns() - t0, n);
+        histogram_observe(&c->commit_ns, &commit_ns, clock_mono_ns() - t0);
+        histogram_observe(&c->batch, &batch_size, n);
     }
     after_write(c, err, v, clock_mono_ms());
     /* Values in queue order; then one message per event loop carries its whole chain
@@ -438,39 +424,16 @@ void committer_free(struct committer *c)
 
 void committer_metrics(struct committer *c, struct strbuf *sb)
 {
-    uint64_t cum = 0;
+    struct histogram_total commits = {0}, batches = {0};
+    histogram_read(&commits, &c->commit_ns);
+    histogram_read(&batches, &c->batch);
     strbuf_puts(sb, "# HELP visits_commit_duration_seconds Time of one visits_add() of a batch "
                     "by the committer (a durable write cycle in always mode).\n"
                     "# TYPE visits_commit_duration_seconds histogram\n");
-    for (size_t i = 0; i < COMMIT_BUCKETS; i++) {
-        cum += counter_get(&c->commit_bucket[i]);
-        if (i < COMMIT_BUCKETS - 1)
-            strbuf_printf(sb, "visits_commit_duration_seconds_bucket{le=\"%g\"} %" PRIu64 "\n",
-                          commit_le[i], cum);
-        else
-            strbuf_printf(sb, "visits_commit_duration_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n",
-                          cum);
-    }
-    strbuf_printf(sb,
-                  "visits_commit_duration_seconds_sum %.9f\n"
-                  "visits_commit_duration_seconds_count %" PRIu64 "\n",
-                  (double)counter_get(&c->commit_ns_sum) / 1e9, counter_get(&c->commits));
-
-    cum = 0;
+    histogram_render(sb, "visits_commit_duration_seconds", NULL, &commit_ns, &commits);
     strbuf_puts(sb, "# HELP visits_commit_batch_size Visits carried by one commit.\n"
                     "# TYPE visits_commit_batch_size histogram\n");
-    for (size_t i = 0; i < BATCH_BUCKETS; i++) {
-        cum += counter_get(&c->batch_bucket[i]);
-        if (i < BATCH_BUCKETS - 1)
-            strbuf_printf(sb, "visits_commit_batch_size_bucket{le=\"%" PRIu64 "\"} %" PRIu64 "\n",
-                          batch_le[i], cum);
-        else
-            strbuf_printf(sb, "visits_commit_batch_size_bucket{le=\"+Inf\"} %" PRIu64 "\n", cum);
-    }
-    strbuf_printf(sb,
-                  "visits_commit_batch_size_sum %" PRIu64 "\n"
-                  "visits_commit_batch_size_count %" PRIu64 "\n",
-                  counter_get(&c->batch_sum), counter_get(&c->commits));
+    histogram_render(sb, "visits_commit_batch_size", NULL, &batch_size, &batches);
 
     pthread_mutex_lock(&c->state_mu);
     visits_stats st = c->stats, closed = c->closed_stats;

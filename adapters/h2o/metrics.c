@@ -9,8 +9,11 @@
 
 static const int status_codes[METRICS_STATUS_COUNT - 1] = {200, 304, 400, 404, 405, 408,
                                                            413, 414, 431, 500, 503};
-static const double duration_le[METRICS_DURATION_BUCKETS - 1] = {
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5};
+static const struct histogram_bounds duration_ns = {11,
+                                                    {100000, 250000, 500000, 1000000, 2500000,
+                                                     5000000, 10000000, 25000000, 50000000,
+                                                     100000000, 500000000},
+                                                    1000000000};
 
 static int status_index(int status)
 {
@@ -20,17 +23,10 @@ static int status_index(int status)
     return METRICS_STATUS_COUNT - 1;
 }
 
-void metrics_observe(struct thread_metrics *m, int route, int method, int status,
-                     uint64_t duration_ns)
+void metrics_observe(struct thread_metrics *m, int route, int method, int status, uint64_t duration)
 {
     counter_add(&m->requests[route][method][status_index(status)], 1);
-    double s = (double)duration_ns / 1e9;
-    int b = 0;
-    while (b < METRICS_DURATION_BUCKETS - 1 && s > duration_le[b])
-        b++;
-    counter_add(&m->duration_bucket[route][b], 1);
-    counter_add(&m->duration_ns_sum[route], duration_ns);
-    counter_add(&m->duration_count[route], 1);
+    histogram_observe(&m->duration[route], &duration_ns, duration);
 }
 
 static const char *route_label(int route)
@@ -71,33 +67,14 @@ static void render_durations(struct server *srv, struct strbuf *sb)
                     "request to the end of its response, by route.\n"
                     "# TYPE visits_http_request_duration_seconds histogram\n");
     for (int r = 0; r <= ROUTE_COUNT; r++) {
-        uint64_t count = 0, ns = 0, cum = 0;
-        for (size_t w = 0; w < srv->nworkers; w++) {
-            count += counter_get(&srv->workers[w]->metrics.duration_count[r]);
-            ns += counter_get(&srv->workers[w]->metrics.duration_ns_sum[r]);
-        }
-        if (count == 0 && r == ROUTE_COUNT)
+        struct histogram_total t = {0};
+        for (size_t w = 0; w < srv->nworkers; w++)
+            histogram_read(&t, &srv->workers[w]->metrics.duration[r]);
+        if (r == ROUTE_COUNT && histogram_count(&t) == 0)
             continue;
-        for (int b = 0; b < METRICS_DURATION_BUCKETS; b++) {
-            for (size_t w = 0; w < srv->nworkers; w++)
-                cum += counter_get(&srv->workers[w]->metrics.duration_bucket[r][b]);
-            char le[16];
-            if (b < METRICS_DURATION_BUCKETS - 1)
-                snprintf(le, sizeof(le), "%g", duration_le[b]);
-            else
-                snprintf(le, sizeof(le), "+Inf");
-            strbuf_printf(sb,
-                          "visits_http_request_duration_seconds_bucket{route=\"%s\",le=\"%s\"} "
-                          "%" PRIu64 "\n",
-                          route_label(r), le, cum);
-        }
-        /* Buckets and count were read at slightly different moments: the count is the
-         * +Inf bucket, so the series stay coherent. */
-        count = cum;
-        strbuf_printf(sb,
-                      "visits_http_request_duration_seconds_sum{route=\"%s\"} %.9f\n"
-                      "visits_http_request_duration_seconds_count{route=\"%s\"} %" PRIu64 "\n",
-                      route_label(r), (double)ns / 1e9, route_label(r), count);
+        char labels[64];
+        snprintf(labels, sizeof(labels), "route=\"%s\"", route_label(r));
+        histogram_render(sb, "visits_http_request_duration_seconds", labels, &duration_ns, &t);
     }
 }
 

@@ -13,6 +13,7 @@
 #define VISITS_SERVER_H
 
 #include "clock.h"
+#include "histogram.h"
 #include "log.h"
 #include "text.h"
 
@@ -226,13 +227,10 @@ void cluster_handle(h2o_req_t *req);
 
 /* ---- metrics.c ----------------------------------------------------------------------- */
 #define METRICS_STATUS_COUNT 12
-#define METRICS_DURATION_BUCKETS 12
 struct thread_metrics {
     /* Written only by the owning event loop, read by any (relaxed atomics). */
     atomic_uint_fast64_t requests[ROUTE_COUNT + 1][METHOD_COUNT][METRICS_STATUS_COUNT];
-    atomic_uint_fast64_t duration_bucket[ROUTE_COUNT + 1][METRICS_DURATION_BUCKETS];
-    atomic_uint_fast64_t duration_ns_sum[ROUTE_COUNT + 1];
-    atomic_uint_fast64_t duration_count[ROUTE_COUNT + 1];
+    struct histogram duration[ROUTE_COUNT + 1];             /* ns */
     atomic_uint_fast64_t peer_requests[PEER_OUTCOME_COUNT]; /* /cluster's requests to peers */
     atomic_uint_fast64_t dns_lookups[2];                    /* peer names: resolved, failed */
 };
@@ -240,17 +238,6 @@ void metrics_observe(struct thread_metrics *m, int route, int method, int status
                      uint64_t duration_ns);
 /* Renders the Prometheus text exposition of the whole server. */
 void metrics_render(struct server *srv, struct strbuf *sb);
-
-/* Single-writer increment of a relaxed atomic (a plain load and store). */
-static inline void counter_add(atomic_uint_fast64_t *x, uint64_t d)
-{
-    atomic_store_explicit(x, atomic_load_explicit(x, memory_order_relaxed) + d,
-                          memory_order_relaxed);
-}
-static inline uint64_t counter_get(atomic_uint_fast64_t *x)
-{
-    return atomic_load_explicit(x, memory_order_relaxed);
-}
 
 /* ---- accesslog.c --------------------------------------------------------------------- */
 #define ACCESSLOG_FLUSH_AT 4000 /* below PIPE_BUF: one write(2) is one atomic chunk */
