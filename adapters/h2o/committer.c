@@ -4,20 +4,24 @@
  * Event loops queue visits (committer_submit); the committer takes everything queued,
  * adds it with one visits_add() (one durable write cycle in always mode), gives each
  * visit its own value (v-n+1 .. v, in queue order) and sends it back to its loop through
- * h2o's multithread queue. While a cycle runs, new visits pile up for the next one.
+ * h2o's multithread queue, one message per loop and batch, where committer_loop hands
+ * each visit to the loop's callback. While a cycle runs, new visits pile up for the next
+ * one.
  *
  * After a failed write the counter is not ready (GET /ready answers 503 with the reason);
  * a handle that the library marks failed (fsync error) is closed and reopened with
  * backoff. Probes (an add of 0) run with backoff while idle, so readiness comes back by
  * itself when the disk accepts writes again.
  */
-#include "server.h"
+#include "committer.h"
 
+#include "clock.h"
 #include "histogram.h"
+#include "log.h"
 
 #include <errno.h>
-#include <stdint.h>
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,7 +51,7 @@ struct committer {
 
     pthread_mutex_t mu; /* queue */
     pthread_cond_t cv;
-    struct visit_wait *head, *tail;
+    struct committer_visit *head, *tail;
     size_t queued;
     size_t want; /* submit wakes the committer when queued reaches this (or at 1) */
     int stop;
@@ -76,6 +80,14 @@ struct committer {
     struct histogram batch;     /* visits in one batch */
     atomic_uint_fast64_t failures;
     atomic_uint_fast64_t reopens;
+};
+
+struct committer_loop {
+    struct committer *c;
+    h2o_multithread_receiver_t replies;
+    committer_reply_cb cb;
+    void *data;
+    size_t pending;
 };
 
 int committer_open(struct committer **out, const char *path, const visits_options *opts)
@@ -135,20 +147,55 @@ void committer_set_draining(struct committer *c)
     pthread_mutex_unlock(&c->state_mu);
 }
 
-void committer_submit(struct committer *c, struct visit_wait *w)
+/* ---- an event loop's end -------------------------------------------------------------- */
+
+static void on_replies(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
 {
-    w->next = NULL;
+    struct committer_loop *l = H2O_STRUCT_FROM_MEMBER(struct committer_loop, replies, receiver);
+    while (!h2o_linklist_is_empty(messages)) {
+        struct committer_visit *v =
+            H2O_STRUCT_FROM_MEMBER(struct committer_visit, super.link, messages->next);
+        h2o_linklist_unlink(&v->super.link);
+        while (v != NULL) {
+            struct committer_visit *chain = v->chain;
+            l->pending--;
+            l->cb(v, l->data);
+            v = chain;
+        }
+    }
+}
+
+struct committer_loop *committer_attach(struct committer *c, h2o_context_t *ctx,
+                                        committer_reply_cb cb, void *data)
+{
+    struct committer_loop *l = h2o_mem_alloc(sizeof(*l));
+    *l = (struct committer_loop){c, {0}, cb, data, 0};
+    h2o_multithread_register_receiver(ctx->queue, &l->replies, on_replies);
+    return l;
+}
+
+void committer_submit(struct committer_loop *l, struct committer_visit *v)
+{
+    struct committer *c = l->c;
+    v->loop = l;
+    v->next = NULL;
+    l->pending++;
     pthread_mutex_lock(&c->mu);
     if (c->tail != NULL)
-        c->tail->next = w;
+        c->tail->next = v;
     else
-        c->head = w;
-    c->tail = w;
+        c->head = v;
+    c->tail = v;
     c->queued++;
     int wake = c->queued == 1 || c->queued >= c->want;
     pthread_mutex_unlock(&c->mu);
     if (wake)
         pthread_cond_signal(&c->cv);
+}
+
+size_t committer_pending(const struct committer_loop *l)
+{
+    return l->pending;
 }
 
 /* ---- the committer thread ------------------------------------------------------------- */
@@ -243,7 +290,7 @@ static void after_write(struct committer *c, int err, uint64_t v, uint64_t now)
     cache_stats(c);
 }
 
-static void commit(struct committer *c, struct visit_wait *batch, size_t n)
+static void commit(struct committer *c, struct committer_visit *batch, size_t n)
 {
     uint64_t t0 = clock_mono_ns();
     uint64_t v = 0;
@@ -257,28 +304,28 @@ static void commit(struct committer *c, struct visit_wait *batch, size_t n)
     /* Values in queue order; then one message per event loop carries its whole chain
      * (one lock and at most one wake-up per loop and batch, not per visit). */
     struct reply_group {
-        h2o_multithread_receiver_t *to;
-        struct visit_wait *head, *tail;
+        struct committer_loop *to;
+        struct committer_visit *head, *tail;
     } loops[REPLY_GROUPS];
     size_t nloops = 0;
     uint64_t next = err == 0 ? v - n + 1 : 0;
-    for (struct visit_wait *w = batch, *following; w != NULL; w = following) {
+    for (struct committer_visit *w = batch, *following; w != NULL; w = following) {
         following = w->next;
         w->err = err;
         w->value = err == 0 ? next++ : 0;
         w->chain = NULL;
         size_t i = 0;
-        while (i < nloops && loops[i].to != w->reply_to)
+        while (i < nloops && loops[i].to != w->loop)
             i++;
         if (i == nloops && nloops < REPLY_GROUPS)
-            loops[nloops++] = (struct reply_group){w->reply_to, w, w};
+            loops[nloops++] = (struct reply_group){w->loop, w, w};
         else if (i < nloops)
             loops[i].tail = loops[i].tail->chain = w;
-        else
-            h2o_multithread_send_message(w->reply_to, &w->super); /* more loops than slots */
+        else /* more loops than slots */
+            h2o_multithread_send_message(&w->loop->replies, &w->super);
     }
     for (size_t i = 0; i < nloops; i++) /* each chain belongs to its loop once sent */
-        h2o_multithread_send_message(loops[i].to, &loops[i].head->super);
+        h2o_multithread_send_message(&loops[i].to->replies, &loops[i].head->super);
 }
 
 /* Idle work: probe after a failure, otherwise re-read the value and the stats. */
@@ -357,7 +404,7 @@ static void *committer_main(void *arg)
         }
         if (c->head != NULL && !c->stop)
             gather(c);
-        struct visit_wait *batch = c->head;
+        struct committer_visit *batch = c->head;
         size_t n = c->queued;
         int stop = c->stop;
         c->head = c->tail = NULL;
@@ -406,18 +453,6 @@ int committer_stop(struct committer *c, uint64_t deadline_ms, uint64_t *final_va
     c->counter = NULL;
     *final_value = committer_value(c);
     return err;
-}
-
-void committer_free(struct committer *c)
-{
-    if (c == NULL || c->started)
-        return; /* a thread still runs: leave it its memory */
-    visits_close(c->counter);
-    pthread_mutex_destroy(&c->mu);
-    pthread_mutex_destroy(&c->state_mu);
-    pthread_cond_destroy(&c->cv);
-    free(c->path);
-    free(c);
 }
 
 /* ---- metrics -------------------------------------------------------------------------- */

@@ -140,7 +140,7 @@ static void worker_begin_stop(struct worker *w)
 
 static int worker_idle(struct worker *w)
 {
-    return w->pending == 0 && h2o_linklist_is_empty(&w->ctx.http1._conns) &&
+    return committer_pending(w->visits) == 0 && h2o_linklist_is_empty(&w->ctx.http1._conns) &&
            h2o_linklist_is_empty(&w->ctx.http2._conns);
 }
 
@@ -153,7 +153,7 @@ static void *worker_main(void *arg)
     snprintf(name, sizeof(name), "visits-loop-%zu", w->index % 1000);
     pthread_setname_np(pthread_self(), name);
     h2o_context_init(&w->ctx, h2o_evloop_create(), &w->srv->globalconf);
-    h2o_multithread_register_receiver(w->ctx.queue, &w->replies, routes_on_replies);
+    w->visits = committer_attach(w->srv->committer, &w->ctx, routes_on_visit, w);
     h2o_multithread_register_receiver(w->ctx.queue, &w->wakeup, on_wakeup);
     if (cluster_worker_init(w) != 0) {
         log_error("thread %zu: cannot set up /cluster: out of memory", w->index);

@@ -291,7 +291,7 @@ static void respond_page(h2o_req_t *req, uint64_t value)
 /* Lives in malloc'd memory until the committer's reply comes back to this loop; req is
  * cleared if h2o disposes the request first (client gone). */
 struct visit_req {
-    struct visit_wait wait;
+    struct committer_visit visit;
     h2o_req_t *req;
     struct visit_guard *guard;
 };
@@ -317,42 +317,30 @@ static void submit_visit(h2o_req_t *req)
     vr->guard = h2o_mem_alloc_shared(&req->pool, sizeof(*vr->guard), on_guard_dispose);
     vr->guard->vr = vr;
     vr->req = req;
-    vr->wait.reply_to = &w->replies;
-    w->pending++;
-    committer_submit(w->srv->committer, &vr->wait);
+    committer_submit(w->visits, &vr->visit);
 }
 
-static void answer_visit(h2o_req_t *req, const struct visit_wait *wait, const char *path)
+static void answer_visit(h2o_req_t *req, const struct committer_visit *v, const char *path)
 {
-    if (wait->err == 0) {
-        respond_page(req, wait->value);
+    if (v->err == 0) {
+        respond_page(req, v->value);
         return;
     }
     char msg[512];
-    snprintf(msg, sizeof(msg), "the visit was not counted: %s: %s", path,
-             visits_strerror(wait->err));
+    snprintf(msg, sizeof(msg), "the visit was not counted: %s: %s", path, visits_strerror(v->err));
     add_header(req, H2O_TOKEN_RETRY_AFTER, "1");
     respond_error(req, 503, "Service Unavailable", msg);
 }
 
-void routes_on_replies(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
+void routes_on_visit(struct committer_visit *v, void *data)
 {
-    struct worker *w = H2O_STRUCT_FROM_MEMBER(struct worker, replies, receiver);
-    while (!h2o_linklist_is_empty(messages)) {
-        struct visit_wait *wait =
-            H2O_STRUCT_FROM_MEMBER(struct visit_wait, super.link, messages->next);
-        h2o_linklist_unlink(&wait->super.link);
-        while (wait != NULL) {
-            struct visit_req *vr = H2O_STRUCT_FROM_MEMBER(struct visit_req, wait, wait);
-            wait = wait->chain;
-            w->pending--;
-            if (vr->req != NULL) {
-                vr->guard->vr = NULL;
-                answer_visit(vr->req, &vr->wait, w->srv->cfg.counter_path);
-            }
-            free(vr);
-        }
+    struct worker *w = data;
+    struct visit_req *vr = H2O_STRUCT_FROM_MEMBER(struct visit_req, visit, v);
+    if (vr->req != NULL) {
+        vr->guard->vr = NULL;
+        answer_visit(vr->req, v, w->srv->cfg.counter_path);
     }
+    free(vr);
 }
 
 /* ---- the other routes --------------------------------------------------------------- */

@@ -13,6 +13,7 @@
 #define VISITS_SERVER_H
 
 #include "clock.h"
+#include "committer.h"
 #include "histogram.h"
 #include "log.h"
 #include "text.h"
@@ -112,8 +113,8 @@ void routes_print(FILE *out);
 struct server;
 /* Registers the single catch-all handler and the access logger on hostconf. */
 void routes_register(struct server *srv, h2o_hostconf_t *hostconf);
-/* Receiver callback of struct worker.replies: answers the visits the committer finished. */
-void routes_on_replies(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages);
+/* The committer's reply callback (data: the worker): answers a counted visit. */
+void routes_on_visit(struct committer_visit *v, void *data);
 /* Helpers shared with cluster.c: a response with this body (copied) and a Content-Length;
  * the loop's emptied scratch buffer; a JSON error; content negotiation. */
 void respond(h2o_req_t *req, int status, const char *reason, const char *type, const char *body,
@@ -127,41 +128,6 @@ void add_header(h2o_req_t *req, const h2o_token_t *token, const char *value);
  * -1 when none does or there is no Accept header. */
 double accept_quality(h2o_req_t *req, const char *type, const char *subtype);
 #define PAGE_ICON "<link rel=\"icon\" href=\"data:,\">" /* no /favicon.ico request */
-
-/* ---- committer.c --------------------------------------------------------------------- */
-/* A visit handed to the committer. The committer sets value/err and sends it back to
- * reply_to (the event loop that submitted it), chained with the other visits of the same
- * batch and loop. */
-struct visit_wait {
-    h2o_multithread_message_t super; /* first: the message sent back */
-    struct visit_wait *next;         /* committer queue */
-    struct visit_wait *chain;        /* more answers for the same loop, in one message */
-    h2o_multithread_receiver_t *reply_to;
-    uint64_t value;
-    int err;
-};
-
-struct committer;
-struct committer_view {
-    int ready;        /* 1 when the last write succeeded and no shutdown is under way */
-    char reason[256]; /* why not ready */
-};
-/* Opens the counter (exit-1 errors are returned: -errno or VISITS_E*). */
-int committer_open(struct committer **out, const char *path, const visits_options *opts);
-int committer_start(struct committer *c);
-/* Loop threads: queue one visit. Never blocks on the disk. */
-void committer_submit(struct committer *c, struct visit_wait *w);
-/* Last value known: committed (always) or acknowledged (interval). Never blocks. */
-uint64_t committer_value(struct committer *c);
-void committer_view(struct committer *c, struct committer_view *out);
-/* Marks the counter not ready for the given reason (shutdown). */
-void committer_set_draining(struct committer *c);
-/* Writes the metrics of the committer (histograms and library stats). */
-void committer_metrics(struct committer *c, struct strbuf *sb);
-/* Stops the thread after the queue is drained, closes the counter (flushing interval
- * mode). Gives up waiting at deadline_ms (CLOCK_MONOTONIC) and returns -ETIMEDOUT. */
-int committer_stop(struct committer *c, uint64_t deadline_ms, uint64_t *final_value);
-void committer_free(struct committer *c);
 
 /* ---- json.c -------------------------------------------------------------------------- */
 /* Reads a peer's GET /visits body: one JSON object with "visits" (an integer
@@ -260,9 +226,8 @@ struct worker {
     h2o_context_t ctx;
     h2o_accept_ctx_t accept_ctx;
     h2o_socket_t *listener;
-    h2o_multithread_receiver_t replies; /* visits coming back from the committer */
-    h2o_multithread_receiver_t wakeup;  /* pokes from the main thread */
-    size_t pending;                     /* visits submitted, reply not yet received */
+    struct committer_loop *visits;     /* where visits come back from the committer */
+    h2o_multithread_receiver_t wakeup; /* pokes from the main thread */
     int stopping;
     uint64_t stop_deadline_ms;
     struct thread_metrics metrics;
