@@ -32,6 +32,8 @@ const char *const peer_outcome_names[PEER_OUTCOME_COUNT] = {
 
 struct cluster_worker {
     struct worker *w;
+    struct peer_source *sources; /* --peers entries, then the --peers-dns name */
+    struct resolver_config resolver_cfg;
     struct resolver *resolver;
     h2o_timeout_t timeout; /* --peer-timeout-ms: the deadline of a /cluster request */
     h2o_http1client_ctx_t client_ctx;
@@ -146,8 +148,8 @@ static int on_body(h2o_http1client_t *client, const char *errstr)
         return -1;
     }
     char err[200];
-    if (peer_answer_parse(pc->body.data != NULL ? pc->body.data : "", pc->body.len, &pc->visits,
-                          pc->pod, sizeof(pc->pod), err, sizeof(err)) != NULL) {
+    if (peer_answer_parse(pc->body.data != 0 ? pc->body.data : "", pc->body.len, &pc->visits,
+                          pc->pod, sizeof(pc->pod), err, sizeof(err)) != 0) {
         call_done(pc, PEER_BAD_BODY, "bad answer to GET /visits: %s", err);
         return -1;
     }
@@ -564,8 +566,23 @@ int cluster_worker_init(struct worker *w)
     cw->client_ctx.loop = w->ctx.loop;
     cw->client_ctx.getaddr_receiver = &w->ctx.receivers.hostinfo_getaddr;
     cw->client_ctx.io_timeout = &cw->timeout;
-    int err = resolver_create(&cw->resolver, w);
+    const struct server_config *cfg = &w->srv->cfg;
+    size_t n = cfg->npeers + (cfg->peers_dns.host[0] != '\0');
+    cw->sources = calloc(n + 1, sizeof(*cw->sources));
+    if (cw->sources == NULL) {
+        free(cw);
+        return -ENOMEM;
+    }
+    if (cfg->npeers != 0)
+        memcpy(cw->sources, cfg->peers, cfg->npeers * sizeof(*cw->sources));
+    if (cfg->peers_dns.host[0] != '\0')
+        cw->sources[cfg->npeers] = cfg->peers_dns;
+    cw->resolver_cfg =
+        (struct resolver_config){cw->sources, n, cfg->bind, w->srv->port, cfg->peer_timeout_ms};
+    int err = resolver_create(&cw->resolver, w->ctx.loop, &w->ctx.receivers.hostinfo_getaddr,
+                              &cw->resolver_cfg, &w->metrics.dns);
     if (err != 0) {
+        free(cw->sources);
         free(cw);
         return err;
     }

@@ -92,8 +92,8 @@ static void render_peers(struct server *srv, struct strbuf *sb)
     }
     uint64_t ok = 0, failed = 0;
     for (size_t w = 0; w < srv->nworkers; w++) {
-        ok += counter_get(&srv->workers[w]->metrics.dns_lookups[0]);
-        failed += counter_get(&srv->workers[w]->metrics.dns_lookups[1]);
+        ok += counter_get(&srv->workers[w]->metrics.dns.ok);
+        failed += counter_get(&srv->workers[w]->metrics.dns.failed);
     }
     strbuf_printf(sb,
                   "# HELP visits_peer_dns_lookups_total Resolutions of peer names (--peers, "

@@ -14,6 +14,10 @@
 
 #include "clock.h"
 #include "committer.h"
+#include "config.h"
+#include "json.h"
+#include "peers.h"
+#include "resolver.h"
 #include "histogram.h"
 #include "log.h"
 #include "text.h"
@@ -26,48 +30,6 @@
 #include <stdio.h>
 #include <time.h>
 #include <visits.h>
-
-/* ---- peers.c: who the other pods are (parsing here, resolution below) ------------------ */
-#define PEERS_MAX 64          /* addresses one /cluster request queries */
-#define PEER_HOST_MAX 253     /* a DNS name */
-#define PEERS_DNS_TTL_MS 1000 /* how long an event loop reuses resolved names */
-struct peer_source {
-    char host[PEER_HOST_MAX + 1]; /* IPv4, IPv6 (no brackets) or a DNS name */
-    uint16_t port;
-    int every_address; /* --peers-dns: every address of the name is a peer */
-    int numeric;       /* host is an IP address: nothing to resolve */
-};
-/* Parses "HOST:PORT[,HOST:PORT...]" (IPv6 as "[ADDR]:PORT"; every_address 0, at most
- * PEERS_MAX) or one "NAME:PORT" (every_address 1) into a malloc'd array; "" gives none.
- * Returns 0, or -1 with the offending entry and the reason in err. */
-int peers_parse(const char *spec, int every_address, struct peer_source **out, size_t *count,
-                char *err, size_t errsize);
-
-/* ---- config.c ------------------------------------------------------------------------ */
-struct server_config {
-    char bind[64];       /* numeric IPv4 or IPv6 address */
-    unsigned port;       /* 0: the kernel picks a free port */
-    char *data_dir;      /* malloc'd */
-    char *counter_path;  /* malloc'd: data_dir + "/visits" */
-    unsigned threads;    /* event-loop threads */
-    visits_options opts; /* sync mode and interval */
-    char pod_name[254];
-    struct peer_source *peers; /* malloc'd: --peers */
-    size_t npeers;
-    struct peer_source peers_dns; /* --peers-dns; host "" when not given */
-    unsigned peer_timeout_ms;     /* --peer-timeout-ms */
-};
-
-enum { CONFIG_RUN = -1 };
-/* Fills cfg from the environment, then argv (flags win). Returns CONFIG_RUN to go on, or
- * an exit status (0 after --help/--version/--print-routes, 2 after a usage error, with
- * a one-line reason printed on stderr). */
-int config_parse(struct server_config *cfg, int argc, char **argv);
-void config_free(struct server_config *cfg);
-/* "always" or "interval:MS" into buf. */
-const char *config_sync_name(const struct server_config *cfg, char *buf, size_t size);
-/* Number of CPUs this process may run on (at least 1). */
-unsigned config_cpu_count(void);
 
 /* ---- routes.c ------------------------------------------------------------------------ */
 enum route_id {
@@ -129,47 +91,6 @@ void add_header(h2o_req_t *req, const h2o_token_t *token, const char *value);
 double accept_quality(h2o_req_t *req, const char *type, const char *subtype);
 #define PAGE_ICON "<link rel=\"icon\" href=\"data:,\">" /* no /favicon.ico request */
 
-/* ---- json.c -------------------------------------------------------------------------- */
-/* Reads a peer's GET /visits body: one JSON object with "visits" (an integer
- * 0..UINT64_MAX) and "pod" (1..253 characters, no control characters; copied into pod).
- * Returns NULL, or err filled with what is wrong ("not JSON: ... at byte N", "wrong
- * shape: ..."). */
-const char *peer_answer_parse(const char *body, size_t len, uint64_t *visits, char *pod,
-                              size_t pod_size, char *err, size_t err_size);
-
-/* ---- peers.c: resolution ------------------------------------------------------------- */
-struct peer_target {
-    int family; /* AF_INET or AF_INET6 */
-    unsigned char addr[16];
-    uint16_t port;
-    char host[46];  /* numeric address */
-    char label[56]; /* "10.1.2.3:8080" or "[fd00::1]:8080" */
-    int self;       /* one of this server's own addresses and its port */
-};
-struct peer_problem {
-    char label[PEER_HOST_MAX + 8]; /* "NAME:PORT" that did not resolve */
-    char error[PEER_HOST_MAX + 80];
-};
-struct peer_list {
-    struct peer_target *targets; /* unique addresses, at most PEERS_MAX */
-    size_t ntargets;
-    struct peer_problem *problems;
-    size_t nproblems;
-};
-struct resolve_wait {
-    h2o_linklist_t link;
-    void (*cb)(struct resolve_wait *wait, const struct peer_list *list);
-};
-struct resolver;
-struct worker;
-int resolver_create(struct resolver **out, struct worker *w);
-void resolver_free(struct resolver *r);
-/* The current peer list (valid until control returns to the event loop), or NULL when
- * names must be resolved first: then wait->cb gets it later on this loop, unless
- * resolver_cancel(wait) is called before. Never blocks. */
-const struct peer_list *resolver_get(struct resolver *r, struct resolve_wait *wait);
-void resolver_cancel(struct resolve_wait *wait);
-
 /* ---- cluster.c ----------------------------------------------------------------------- */
 enum peer_outcome {
     PEER_OK,
@@ -186,6 +107,7 @@ enum peer_outcome {
 #define CLUSTER_MAX_IN_FLIGHT 64 /* /cluster requests one event loop serves at once */
 extern const char *const peer_outcome_names[PEER_OUTCOME_COUNT];
 struct cluster_worker;
+struct worker;
 /* Per event loop, in its thread: the HTTP client context and the peer resolver. */
 int cluster_worker_init(struct worker *w);
 /* GET or HEAD /cluster. */
@@ -198,7 +120,7 @@ struct thread_metrics {
     atomic_uint_fast64_t requests[ROUTE_COUNT + 1][METHOD_COUNT][METRICS_STATUS_COUNT];
     struct histogram duration[ROUTE_COUNT + 1];             /* ns */
     atomic_uint_fast64_t peer_requests[PEER_OUTCOME_COUNT]; /* /cluster's requests to peers */
-    atomic_uint_fast64_t dns_lookups[2];                    /* peer names: resolved, failed */
+    struct resolver_counts dns;                             /* lookups of peer names */
 };
 void metrics_observe(struct thread_metrics *m, int route, int method, int status,
                      uint64_t duration_ns);
