@@ -13,6 +13,8 @@
  */
 #include "server.h"
 
+#include "respond.h"
+
 #include <errno.h>
 #include <h2o/http1client.h>
 #include <stdarg.h>
@@ -435,10 +437,8 @@ static void render_html(struct strbuf *sb, struct server *srv, const struct entr
     size_t failed = 0;
     for (size_t i = 0; i < n; i++)
         failed += e[i].error != NULL;
-    strbuf_puts(sb, "<!DOCTYPE html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\">" PAGE_ICON
-                    "<title>Cluster: ");
-    strbuf_u64(sb, total);
-    strbuf_puts(sb, " visits</title></head>\n<body>\n<h1>Cluster total: ");
+    respond_page_head(sb, "Cluster: ", total, " visits");
+    strbuf_puts(sb, "<h1>Cluster total: ");
     strbuf_u64(sb, total);
     strbuf_puts(sb, " visits</h1>\n<p>");
     strbuf_u64(sb, n - failed);
@@ -489,11 +489,8 @@ static void answer(struct cluster_req *cr)
         respond_error(req, 500, "Internal Server Error", "out of memory");
         return;
     }
-    double qh = accept_quality(req, "text", "html");
-    int html = qh > 0 && qh > accept_quality(req, "application", "json");
-    struct strbuf *sb = scratch(req);
-    add_header(req, H2O_TOKEN_VARY, "Accept");
-    if (html) {
+    struct strbuf *sb = respond_scratch();
+    if (respond_negotiate(req, RESPOND_JSON) == RESPOND_HTML) {
         render_html(sb, cr->cw->w->srv, e, n, total, complete);
         respond_sb(req, 200, "OK", "text/html; charset=utf-8", sb);
     } else {
@@ -529,7 +526,7 @@ void cluster_handle(h2o_req_t *req)
         char msg[128];
         snprintf(msg, sizeof(msg), "too many /cluster requests in flight on this thread (%d)",
                  CLUSTER_MAX_IN_FLIGHT);
-        add_header(req, H2O_TOKEN_RETRY_AFTER, "1");
+        respond_header(req, H2O_TOKEN_RETRY_AFTER, "1");
         respond_error(req, 503, "Service Unavailable", msg);
         return;
     }

@@ -7,7 +7,9 @@
 #include "config.h"
 
 #include "log.h"
-#include "server.h"
+#include "routes.h"
+
+#include <h2o.h>
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -97,12 +99,7 @@ static void usage(FILE *out)
             "Routes:\n",
             DEFAULT_PORT, DEFAULT_BIND, DEFAULT_DATA_DIR, MAX_THREADS, cpus, MAX_PEER_TIMEOUT_MS,
             DEFAULT_PEER_TIMEOUT_MS);
-    for (size_t i = 0; i < ROUTE_COUNT; i++) {
-        char methods[64];
-        fprintf(out, "  %-9s %-9s %s\n", server_routes[i].path,
-                route_methods(&server_routes[i], ",", methods, sizeof(methods)),
-                server_routes[i].purpose);
-    }
+    routes_print(out, "  ", 9);
     fprintf(out, "\nSIGTERM or SIGINT: finish in-flight requests, flush, exit 0.\n"
                  "Exit status: 0 on success, 1 when the server cannot start or run, 2 on bad "
                  "usage.\n");
@@ -331,7 +328,7 @@ int config_parse(struct server_config *cfg, int argc, char **argv)
             return 0;
         }
         if (strcmp(arg, "--print-routes") == 0) {
-            routes_print(stdout);
+            routes_print(stdout, "", 0);
             return 0;
         }
         size_t opt = find_option(argc, argv, &i, &value);

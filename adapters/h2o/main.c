@@ -9,6 +9,8 @@
  */
 #include "server.h"
 
+#include "respond.h"
+
 #include <h2o/hostinfo.h>
 
 #include <arpa/inet.h>
@@ -189,6 +191,7 @@ static void *worker_main(void *arg)
         }
     }
     accesslog_flush(&w->log);
+    respond_thread_exit();
     return NULL;
 }
 

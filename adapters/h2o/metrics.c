@@ -29,11 +29,6 @@ void metrics_observe(struct thread_metrics *m, int route, int method, int status
     histogram_observe(&m->duration[route], &duration_ns, duration);
 }
 
-static const char *route_label(int route)
-{
-    return route < ROUTE_COUNT ? server_routes[route].path : "unknown";
-}
-
 static void render_requests(struct server *srv, struct strbuf *sb)
 {
     strbuf_puts(sb, "# HELP visits_http_requests_total HTTP requests answered, by route "

@@ -18,6 +18,7 @@
 #include "json.h"
 #include "peers.h"
 #include "resolver.h"
+#include "routes.h"
 #include "histogram.h"
 #include "log.h"
 #include "text.h"
@@ -31,65 +32,12 @@
 #include <time.h>
 #include <visits.h>
 
-/* ---- routes.c ------------------------------------------------------------------------ */
-enum route_id {
-    ROUTE_ROOT,
-    ROUTE_VISITS,
-    ROUTE_CLUSTER,
-    ROUTE_HEALTH,
-    ROUTE_READY,
-    ROUTE_METRICS,
-    ROUTE_COUNT
-};
-#define ROUTE_NONE ROUTE_COUNT /* unknown path (404), a metrics label too */
-
-enum method_id {
-    METHOD_GET,
-    METHOD_HEAD,
-    METHOD_POST,
-    METHOD_PUT,
-    METHOD_DELETE,
-    METHOD_PATCH,
-    METHOD_OPTIONS,
-    METHOD_OTHER,
-    METHOD_COUNT
-};
-#define METHOD_BIT(m) (1u << (m))
-
-struct route {
-    const char *path;
-    unsigned methods;    /* METHOD_BIT()s */
-    const char *purpose; /* one word */
-};
-/* The route table: the router, --print-routes, the HTML links and the metrics labels all
- * read it. Indexed by enum route_id. */
-extern const struct route server_routes[ROUTE_COUNT];
-
-int route_lookup(const char *path, size_t len); /* enum route_id or ROUTE_NONE */
-int method_lookup(const char *name, size_t len);
-const char *method_name(int method);
-/* "GET,HEAD" style into buf (sep "," or ", "). */
-const char *route_methods(const struct route *r, const char *sep, char *buf, size_t size);
-void routes_print(FILE *out);
-
+/* ---- router.c ------------------------------------------------------------------------ */
 struct server;
 /* Registers the single catch-all handler and the access logger on hostconf. */
 void routes_register(struct server *srv, h2o_hostconf_t *hostconf);
 /* The committer's reply callback (data: the worker): answers a counted visit. */
 void routes_on_visit(struct committer_visit *v, void *data);
-/* Helpers shared with cluster.c: a response with this body (copied) and a Content-Length;
- * the loop's emptied scratch buffer; a JSON error; content negotiation. */
-void respond(h2o_req_t *req, int status, const char *reason, const char *type, const char *body,
-             size_t len);
-struct strbuf *scratch(h2o_req_t *req);
-void respond_sb(h2o_req_t *req, int status, const char *reason, const char *type,
-                struct strbuf *sb);
-void respond_error(h2o_req_t *req, int status, const char *reason, const char *message);
-void add_header(h2o_req_t *req, const h2o_token_t *token, const char *value);
-/* q of the most specific media range of the request's Accept that matches type/subtype;
- * -1 when none does or there is no Accept header. */
-double accept_quality(h2o_req_t *req, const char *type, const char *subtype);
-#define PAGE_ICON "<link rel=\"icon\" href=\"data:,\">" /* no /favicon.ico request */
 
 /* ---- cluster.c ----------------------------------------------------------------------- */
 enum peer_outcome {
@@ -154,12 +102,10 @@ struct worker {
     uint64_t stop_deadline_ms;
     struct thread_metrics metrics;
     struct accesslog log;
-    struct strbuf scratch; /* response bodies are built here (routes.c) */
-    time_t page_second;    /* the HTML page's time, formatted once a second */
+    time_t page_second; /* the HTML page's time, formatted once a second */
     char page_when[32];
     struct cluster_worker *cluster; /* /cluster's state on this loop (cluster.c) */
 };
-#define SCRATCH_KEEP 65536 /* a larger scratch buffer is freed after use */
 
 struct server {
     struct server_config cfg;
