@@ -34,13 +34,17 @@
 #define GATHER_SKIP 8          /* cycles started at once after a gather waited in vain */
 #define REPLY_GROUPS 16        /* event loops answered with one message each per batch */
 
-static const struct histogram_bounds commit_ns = {12,
-                                                  {100000, 250000, 500000, 1000000, 2500000,
-                                                   5000000, 10000000, 25000000, 50000000, 100000000,
-                                                   250000000, 1000000000},
-                                                  1000000000};
-static const struct histogram_bounds batch_size = {
-    11, {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024}, 1};
+static const struct histogram_bounds commit_bounds = {
+    .n = 12,
+    .le = {100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000, 25000000, 50000000,
+           100000000, 250000000, 1000000000},
+    .unit = 1000000000, /* ns, exported as seconds */
+};
+static const struct histogram_bounds batch_bounds = {
+    .n = 11,
+    .le = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024},
+    .unit = 1,
+};
 
 struct committer {
     char *path;
@@ -297,8 +301,8 @@ static void commit(struct committer *c, struct committer_visit *batch, size_t n)
     int err = ensure_open(c, t0 / 1000000u);
     if (err == 0) {
         err = visits_add(c->counter, n, &v);
-        histogram_observe(&c->commit_ns, &commit_ns, clock_mono_ns() - t0);
-        histogram_observe(&c->batch, &batch_size, n);
+        histogram_observe(&c->commit_ns, &commit_bounds, clock_mono_ns() - t0);
+        histogram_observe(&c->batch, &batch_bounds, n);
     }
     after_write(c, err, v, clock_mono_ms());
     /* Values in queue order; then one message per event loop carries its whole chain
@@ -465,10 +469,10 @@ void committer_metrics(struct committer *c, struct strbuf *sb)
     strbuf_puts(sb, "# HELP visits_commit_duration_seconds Time of one visits_add() of a batch "
                     "by the committer (a durable write cycle in always mode).\n"
                     "# TYPE visits_commit_duration_seconds histogram\n");
-    histogram_render(sb, "visits_commit_duration_seconds", NULL, &commit_ns, &commits);
+    histogram_render(sb, "visits_commit_duration_seconds", NULL, &commit_bounds, &commits);
     strbuf_puts(sb, "# HELP visits_commit_batch_size Visits carried by one commit.\n"
                     "# TYPE visits_commit_batch_size histogram\n");
-    histogram_render(sb, "visits_commit_batch_size", NULL, &batch_size, &batches);
+    histogram_render(sb, "visits_commit_batch_size", NULL, &batch_bounds, &batches);
 
     pthread_mutex_lock(&c->state_mu);
     visits_stats st = c->stats, closed = c->closed_stats;

@@ -7,10 +7,20 @@
  * in-flight requests finish, close idle connections, flush the counter, flush the access
  * log (for STOP_LOG_MS at most), exit 0 (all within 2 s).
  */
-#include "server.h"
-
+#include "accesslog.h"
+#include "clock.h"
+#include "cluster.h"
+#include "committer.h"
+#include "config.h"
+#include "log.h"
+#include "metrics.h"
+#include "reqstats.h"
 #include "respond.h"
+#include "router.h"
+#include "status.h"
+#include "visit.h"
 
+#include <h2o.h>
 #include <h2o/hostinfo.h>
 
 #include <arpa/inet.h>
@@ -22,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <stdatomic.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -32,13 +43,35 @@
 #define STOP_EXIT_MS 1950  /* ... but no later than this after the signal */
 #define MAX_REQUEST_BODY 16384
 
+/* One event loop and its thread. */
+struct worker {
+    struct server *srv;
+    size_t index;
+    pthread_t tid;
+    h2o_context_t ctx;
+    h2o_accept_ctx_t accept_ctx;
+    h2o_socket_t *listener;
+    h2o_multithread_receiver_t wakeup; /* pokes from the main thread */
+    int stopping;
+    uint64_t stop_deadline_ms;
+};
+
+struct server {
+    struct server_config cfg;
+    h2o_globalconf_t globalconf;
+    struct committer *committer;
+    h2o_handler_t *visit;    /* knows the visits a loop still waits for */
+    h2o_logger_t *accesslog; /* flushed by each loop */
+    struct worker **workers;
+    size_t nworkers;
+    int listen_fd;
+    unsigned port;     /* effective port */
+    double start_time; /* seconds since the epoch */
+    atomic_int stopping;
+};
+
 /* Static so that everything the threads hold stays reachable until exit. */
 static struct server server;
-
-struct worker *worker_of(h2o_context_t *ctx)
-{
-    return H2O_STRUCT_FROM_MEMBER(struct worker, ctx, ctx);
-}
 
 /* ---- startup checks ------------------------------------------------------------------- */
 
@@ -142,7 +175,8 @@ static void worker_begin_stop(struct worker *w)
 
 static int worker_idle(struct worker *w)
 {
-    return committer_pending(w->visits) == 0 && h2o_linklist_is_empty(&w->ctx.http1._conns) &&
+    return visit_pending(w->srv->visit, &w->ctx) == 0 &&
+           h2o_linklist_is_empty(&w->ctx.http1._conns) &&
            h2o_linklist_is_empty(&w->ctx.http2._conns);
 }
 
@@ -154,13 +188,9 @@ static void *worker_main(void *arg)
     char name[16];
     snprintf(name, sizeof(name), "visits-loop-%zu", w->index % 1000);
     pthread_setname_np(pthread_self(), name);
+    /* Every handler's and logger's per-loop state is made here (on_context_init). */
     h2o_context_init(&w->ctx, h2o_evloop_create(), &w->srv->globalconf);
-    w->visits = committer_attach(w->srv->committer, &w->ctx, routes_on_visit, w);
     h2o_multithread_register_receiver(w->ctx.queue, &w->wakeup, on_wakeup);
-    if (cluster_worker_init(w) != 0) {
-        log_error("thread %zu: cannot set up /cluster: out of memory", w->index);
-        exit(1);
-    }
     w->accept_ctx.ctx = &w->ctx;
     w->accept_ctx.hosts = w->srv->globalconf.hosts;
     int fd = fcntl(w->srv->listen_fd, F_DUPFD_CLOEXEC, 0);
@@ -176,7 +206,7 @@ static void *worker_main(void *arg)
 
     for (;;) {
         h2o_evloop_run(w->ctx.loop, w->stopping ? 50 : INT32_MAX);
-        accesslog_flush(&w->log);
+        accesslog_flush(w->srv->accesslog, &w->ctx);
         if (!w->stopping && atomic_load(&w->srv->stopping))
             worker_begin_stop(w);
         if (w->stopping) {
@@ -190,7 +220,7 @@ static void *worker_main(void *arg)
             }
         }
     }
-    accesslog_flush(&w->log);
+    accesslog_flush(w->srv->accesslog, &w->ctx);
     respond_thread_exit();
     return NULL;
 }
@@ -220,6 +250,33 @@ static int start_workers(struct server *srv)
 
 /* ---- main ----------------------------------------------------------------------------- */
 
+/* One path, "/": the router first, then the handler of each route, and the access log. */
+static void register_routes(struct server *srv, h2o_pathconf_t *path)
+{
+    const struct server_config *cfg = &srv->cfg;
+    char sync[32];
+    struct router *router = router_register(path);
+    struct visit_config visit = {srv->committer, cfg->pod_name, cfg->counter_path};
+    struct cluster_config cluster = {srv->committer,
+                                     cfg->pod_name,
+                                     cfg->peers,
+                                     cfg->npeers,
+                                     cfg->peers_dns.host[0] != '\0' ? &cfg->peers_dns : NULL,
+                                     cfg->bind,
+                                     srv->port,
+                                     cfg->peer_timeout_ms};
+    struct metrics_config metrics = {srv->committer, reqstats_create(), NULL,
+                                     config_sync_name(cfg, sync, sizeof(sync)), srv->start_time};
+    srv->visit = visit_register(path, &visit);
+    router_route(router, ROUTE_ROOT, srv->visit);
+    router_route(router, ROUTE_VISITS, visit_count_register(path, &visit));
+    router_route(router, ROUTE_CLUSTER, metrics.cluster = cluster_register(path, &cluster));
+    router_route(router, ROUTE_HEALTH, status_health_register(path));
+    router_route(router, ROUTE_READY, status_ready_register(path, srv->committer));
+    router_route(router, ROUTE_METRICS, metrics_register(path, &metrics));
+    srv->accesslog = accesslog_register(path, metrics.requests);
+}
+
 static void setup_h2o(struct server *srv)
 {
     h2o_config_init(&srv->globalconf);
@@ -231,19 +288,7 @@ static void setup_h2o(struct server *srv)
     h2o_hostinfo_max_threads = srv->cfg.threads < 8 ? srv->cfg.threads : 8;
     h2o_hostconf_t *host =
         h2o_config_register_host(&srv->globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
-    routes_register(srv, host);
-}
-
-static char *escaped(const char *s, void (*esc)(struct strbuf *, const char *, size_t))
-{
-    struct strbuf sb;
-    strbuf_init(&sb);
-    esc(&sb, s, strlen(s));
-    if (sb.oom || sb.data == NULL) {
-        strbuf_free(&sb);
-        return strdup("");
-    }
-    return sb.data;
+    register_routes(srv, h2o_config_register_path(host, "/", 0));
 }
 
 static void log_startup(struct server *srv)
@@ -307,8 +352,6 @@ int main(int argc, char **argv)
     }
     srv->start_time = (double)clock_real_ns() / 1e9;
     srv->listen_fd = -1;
-    srv->pod_json = escaped(srv->cfg.pod_name, strbuf_json);
-    srv->pod_html = escaped(srv->cfg.pod_name, strbuf_html);
 
     /* Signals are taken by sigwait() in this thread only; the threads inherit the mask. */
     sigset_t sigs;

@@ -15,7 +15,6 @@
 #include "histogram.h"
 
 #include <arpa/inet.h>
-#include <errno.h>
 #include <h2o/hostinfo.h>
 #include <ifaddrs.h>
 #include <netdb.h>
@@ -259,25 +258,25 @@ static void on_wait_timeout(h2o_timeout_entry_t *entry)
     notify_waiters(r);
 }
 
-int resolver_create(struct resolver **out, h2o_loop_t *loop,
-                    h2o_multithread_receiver_t *getaddr_receiver, const struct resolver_config *cfg,
-                    struct resolver_counts *counts)
+/* A zeroed array; aborts when out of memory, as libh2o does. */
+static void *zalloc(size_t n, size_t size)
 {
-    struct resolver *r = calloc(1, sizeof(*r));
-    *out = NULL;
-    if (r == NULL)
-        return -ENOMEM;
+    void *p = h2o_mem_alloc(n * size);
+    memset(p, 0, n * size);
+    return p;
+}
+
+struct resolver *resolver_create(h2o_loop_t *loop, h2o_multithread_receiver_t *getaddr_receiver,
+                                 const struct resolver_config *cfg, struct resolver_counts *counts)
+{
+    struct resolver *r = zalloc(1, sizeof(*r));
     r->cfg = cfg;
     r->loop = loop;
     r->getaddr_receiver = getaddr_receiver;
     r->counts = counts;
     h2o_linklist_init_anchor(&r->waiters);
-    r->lookups = calloc(cfg->nsources + 1, sizeof(*r->lookups));
-    r->list.targets = calloc(PEERS_MAX, sizeof(*r->list.targets));
-    if (r->lookups == NULL || r->list.targets == NULL) {
-        resolver_free(r);
-        return -ENOMEM;
-    }
+    r->lookups = zalloc(cfg->nsources + 1, sizeof(*r->lookups));
+    r->list.targets = zalloc(PEERS_MAX, sizeof(*r->list.targets));
     for (size_t i = 0; i < cfg->nsources; i++) {
         r->lookups[i].r = r;
         r->lookups[i].source = i;
@@ -290,25 +289,7 @@ int resolver_create(struct resolver **out, h2o_loop_t *loop,
     r->wait_entry.cb = on_wait_timeout;
     if (!r->dynamic)
         rebuild(r); /* addresses only: the list never changes */
-    *out = r;
-    return 0;
-}
-
-void resolver_free(struct resolver *r)
-{
-    if (r == NULL)
-        return;
-    if (h2o_timeout_is_linked(&r->wait_entry))
-        h2o_timeout_unlink(&r->wait_entry);
-    for (size_t i = 0; r->lookups != NULL && i < r->cfg->nsources; i++) {
-        if (r->lookups[i].req != NULL)
-            h2o_hostinfo_getaddr_cancel(r->lookups[i].req);
-        free(r->lookups[i].addrs);
-    }
-    free(r->lookups);
-    free(r->list.targets);
-    free(r->list.problems);
-    free(r);
+    return r;
 }
 
 const struct peer_list *resolver_get(struct resolver *r, struct resolve_wait *wait)

@@ -47,11 +47,10 @@ struct resolve_wait {
 };
 struct resolver;
 
-/* The loop's thread. cfg and counts must outlive the resolver. 0 or -ENOMEM. */
-int resolver_create(struct resolver **out, h2o_loop_t *loop,
-                    h2o_multithread_receiver_t *getaddr_receiver, const struct resolver_config *cfg,
-                    struct resolver_counts *counts);
-void resolver_free(struct resolver *r);
+/* The loop's thread. cfg and counts must outlive the resolver, which lives as long as the
+ * loop. Aborts when out of memory, as libh2o does. */
+struct resolver *resolver_create(h2o_loop_t *loop, h2o_multithread_receiver_t *getaddr_receiver,
+                                 const struct resolver_config *cfg, struct resolver_counts *counts);
 /* The current peer list (valid until control returns to the event loop), or NULL when
  * names must be resolved first: then wait->cb gets it later on this loop, unless
  * resolver_cancel(wait) is called before. Never blocks. */
