@@ -17,7 +17,6 @@
 #include "routes.h"
 #include "text.h"
 
-#include <inttypes.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <string.h>

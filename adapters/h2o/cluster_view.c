@@ -1,12 +1,12 @@
 /* cluster_view.c: the entries of GET /cluster, their order and total, as JSON and HTML. */
 #include "cluster_view.h"
 
+#include "respond.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "respond.h"
 
 int cluster_view_init(struct cluster_view *v, size_t max, const char *pod, uint64_t visits)
 {

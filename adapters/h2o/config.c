@@ -9,12 +9,12 @@
 #include "log.h"
 #include "routes.h"
 
-#include <h2o.h>
+#include <h2o/version.h>
 
 #include <arpa/inet.h>
-#include <errno.h>
 #include <limits.h>
 #include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>

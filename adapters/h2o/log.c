@@ -161,31 +161,37 @@ static void write_line(int fd, const char *line, size_t len)
     }
 }
 
-void log_info(const char *fmt, ...)
+#if defined(__GNUC__)
+__attribute__((format(printf, 2, 0)))
+#endif
+static void
+log_line(int fd, const char *fmt, va_list ap)
 {
     char line[1024];
-    va_list ap;
-    va_start(ap, fmt);
     size_t len = format_line(line, sizeof(line), fmt, ap);
-    va_end(ap);
     if (len == 0)
         return;
-    /* While the writer runs, its queue keeps this line in order with the access log. */
-    if (lw.started)
+    /* While the writer runs, its queue keeps stdout's lines in order with the access log. */
+    if (fd == STDOUT_FILENO && lw.started)
         enqueue(line, len, 1, LOG_QUEUE_MAX + INFO_RESERVE);
     else
-        write_line(STDOUT_FILENO, line, len);
+        write_line(fd, line, len);
+}
+
+void log_info(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    log_line(STDOUT_FILENO, fmt, ap);
+    va_end(ap);
 }
 
 void log_error(const char *fmt, ...)
 {
-    char line[1024];
     va_list ap;
     va_start(ap, fmt);
-    size_t len = format_line(line, sizeof(line), fmt, ap);
+    log_line(STDERR_FILENO, fmt, ap);
     va_end(ap);
-    if (len != 0)
-        write_line(STDERR_FILENO, line, len);
 }
 
 /* ---- the writer thread --------------------------------------------------------------- */

@@ -31,8 +31,8 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <stdatomic.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -62,7 +62,7 @@ struct server {
     struct committer *committer;
     h2o_handler_t *visit;    /* knows the visits a loop still waits for */
     h2o_logger_t *accesslog; /* flushed by each loop */
-    struct worker **workers;
+    struct worker *workers;
     size_t nworkers;
     int listen_fd;
     unsigned port;     /* effective port */
@@ -230,17 +230,13 @@ static int start_workers(struct server *srv)
     srv->workers = calloc(srv->cfg.threads, sizeof(*srv->workers));
     if (srv->workers == NULL)
         return -ENOMEM;
-    /* All of them exist before the first thread runs: a scrape reads every one. */
-    for (unsigned i = 0; i < srv->cfg.threads; i++) {
-        if ((srv->workers[i] = calloc(1, sizeof(*srv->workers[i]))) == NULL)
-            return -ENOMEM;
-        srv->workers[i]->srv = srv;
-        srv->workers[i]->index = i;
-    }
     srv->nworkers = srv->cfg.threads;
     pthread_barrier_init(&started, NULL, srv->cfg.threads + 1);
     for (unsigned i = 0; i < srv->cfg.threads; i++) {
-        int err = pthread_create(&srv->workers[i]->tid, NULL, worker_main, srv->workers[i]);
+        struct worker *w = &srv->workers[i];
+        w->srv = srv;
+        w->index = i;
+        int err = pthread_create(&w->tid, NULL, worker_main, w);
         if (err != 0)
             return -err; /* the caller exits: the threads started stop with the process */
     }
@@ -254,23 +250,35 @@ static int start_workers(struct server *srv)
 static void register_routes(struct server *srv, h2o_pathconf_t *path)
 {
     const struct server_config *cfg = &srv->cfg;
-    char sync[32];
     struct router *router = router_register(path);
-    struct visit_config visit = {srv->committer, cfg->pod_name, cfg->counter_path};
-    struct cluster_config cluster = {srv->committer,
-                                     cfg->pod_name,
-                                     cfg->peers,
-                                     cfg->npeers,
-                                     cfg->peers_dns.host[0] != '\0' ? &cfg->peers_dns : NULL,
-                                     cfg->bind,
-                                     srv->port,
-                                     cfg->peer_timeout_ms};
-    struct metrics_config metrics = {srv->committer, reqstats_create(), NULL,
-                                     config_sync_name(cfg, sync, sizeof(sync)), srv->start_time};
+    struct visit_config visit = {
+        .committer = srv->committer,
+        .pod_name = cfg->pod_name,
+        .counter_path = cfg->counter_path,
+    };
+    struct cluster_config cluster = {
+        .committer = srv->committer,
+        .pod_name = cfg->pod_name,
+        .peers = cfg->peers,
+        .npeers = cfg->npeers,
+        .peers_dns = cfg->peers_dns.host[0] != '\0' ? &cfg->peers_dns : NULL,
+        .bind = cfg->bind,
+        .port = srv->port,
+        .peer_timeout_ms = cfg->peer_timeout_ms,
+    };
+    h2o_handler_t *cluster_handler = cluster_register(path, &cluster);
+    char sync[32];
+    struct metrics_config metrics = {
+        .committer = srv->committer,
+        .requests = reqstats_create(),
+        .cluster = cluster_handler,
+        .sync = config_sync_name(cfg, sync, sizeof(sync)),
+        .start_time = srv->start_time,
+    };
     srv->visit = visit_register(path, &visit);
     router_route(router, ROUTE_ROOT, srv->visit);
     router_route(router, ROUTE_VISITS, visit_count_register(path, &visit));
-    router_route(router, ROUTE_CLUSTER, metrics.cluster = cluster_register(path, &cluster));
+    router_route(router, ROUTE_CLUSTER, cluster_handler);
     router_route(router, ROUTE_HEALTH, status_health_register(path));
     router_route(router, ROUTE_READY, status_ready_register(path, srv->committer));
     router_route(router, ROUTE_METRICS, metrics_register(path, &metrics));
@@ -316,9 +324,9 @@ static int run_until_signal(struct server *srv, sigset_t *sigs)
     /* The socket stops listening once this and every thread's duplicate are closed. */
     close(srv->listen_fd);
     for (size_t i = 0; i < srv->nworkers; i++)
-        h2o_multithread_send_message(&srv->workers[i]->wakeup, NULL);
+        h2o_multithread_send_message(&srv->workers[i].wakeup, NULL);
     for (size_t i = 0; i < srv->nworkers; i++)
-        pthread_join(srv->workers[i]->tid, NULL);
+        pthread_join(srv->workers[i].tid, NULL);
 
     uint64_t value = 0;
     int rc = 1;

@@ -2,7 +2,7 @@
 #include "peer_call.h"
 
 #include "json.h"
-#include "log.h"
+#include "log.h" /* SERVER_NAME */
 
 #include <stdarg.h>
 #include <stdio.h>
