@@ -1,8 +1,6 @@
 /*
- * accesslog.h: what is recorded of every request once it is answered: a line of the access
- * log (stdout) and its count in the request metrics.
- *
- * Line: ADDR - - [TIME] "METHOD TARGET PROTOCOL" STATUS BYTES SECONDS "USER-AGENT"
+ * accesslog.h: what is recorded of every request once it is answered: its line in the
+ * access log (stdout, through the log writer) and its count in the request metrics.
  */
 #ifndef VISITS_ACCESSLOG_H
 #define VISITS_ACCESSLOG_H
