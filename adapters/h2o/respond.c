@@ -167,12 +167,12 @@ enum respond_format respond_negotiate(h2o_req_t *req, enum respond_format fallba
 void respond_page_head(struct strbuf *sb, const char *before, uint64_t n, const char *after)
 {
     /* The empty icon saves the browser's request for /favicon.ico. */
-    strbuf_puts(sb, "<!DOCTYPE html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\">"
-                    "<link rel=\"icon\" href=\"data:,\"><title>");
+    strbuf_lit(sb, "<!DOCTYPE html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\">"
+                   "<link rel=\"icon\" href=\"data:,\"><title>");
     strbuf_puts(sb, before);
     strbuf_u64(sb, n);
     strbuf_puts(sb, after);
-    strbuf_puts(sb, "</title></head>\n<body>\n");
+    strbuf_lit(sb, "</title></head>\n<body>\n");
 }
 
 /* ---- the client-gone guard ------------------------------------------------------------ */

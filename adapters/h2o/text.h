@@ -18,6 +18,8 @@ void strbuf_init(struct strbuf *sb);
 void strbuf_free(struct strbuf *sb);
 void strbuf_add(struct strbuf *sb, const char *s, size_t len);
 void strbuf_puts(struct strbuf *sb, const char *s);
+/* ... a string literal, its length known at compile time (the hot paths' pages). */
+#define strbuf_lit(sb, literal) strbuf_add((sb), "" literal, sizeof(literal) - 1)
 #if defined(__GNUC__)
 __attribute__((format(printf, 2, 3)))
 #endif

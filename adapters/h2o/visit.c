@@ -36,11 +36,11 @@ struct visit_req {
 
 static void json_visits(struct strbuf *sb, const struct visit_handler *h, uint64_t value)
 {
-    strbuf_puts(sb, "{\"visits\":");
+    strbuf_lit(sb, "{\"visits\":");
     strbuf_u64(sb, value);
-    strbuf_puts(sb, ",\"pod\":\"");
+    strbuf_lit(sb, ",\"pod\":\"");
     strbuf_puts(sb, h->pod_json);
-    strbuf_puts(sb, "\"}\n");
+    strbuf_lit(sb, "\"}\n");
 }
 
 static void respond_visit(h2o_req_t *req, struct visit_loop *l, uint64_t value)
@@ -60,13 +60,13 @@ static void respond_visit(h2o_req_t *req, struct visit_loop *l, uint64_t value)
         l->page_second = now;
     }
     respond_page_head(sb, "Visit ", value, "");
-    strbuf_puts(sb, "<h1>Visit number ");
+    strbuf_lit(sb, "<h1>Visit number ");
     strbuf_u64(sb, value);
-    strbuf_puts(sb, "</h1>\n<p>Served by pod <strong>");
+    strbuf_lit(sb, "</h1>\n<p>Served by pod <strong>");
     strbuf_puts(sb, h->pod_html);
-    strbuf_puts(sb, "</strong> at <time>");
+    strbuf_lit(sb, "</strong> at <time>");
     strbuf_puts(sb, l->page_when);
-    strbuf_puts(sb, "</time>.</p>\n");
+    strbuf_lit(sb, "</time>.</p>\n");
     strbuf_puts(sb, h->page_tail);
     respond_sb(req, 200, "OK", "text/html; charset=utf-8", sb);
 }
