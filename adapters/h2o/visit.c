@@ -140,16 +140,21 @@ size_t visit_pending(h2o_handler_t *visit, h2o_context_t *ctx)
     return committer_pending(l->committer);
 }
 
+/* What sb holds, to keep (an empty string if it ran out of memory). */
+static char *kept(struct strbuf *sb)
+{
+    if (!sb->oom && sb->data != NULL)
+        return sb->data;
+    strbuf_free(sb);
+    return h2o_strdup(NULL, "", 0).base;
+}
+
 static char *escaped(const char *s, void (*esc)(struct strbuf *, const char *, size_t))
 {
     struct strbuf sb;
     strbuf_init(&sb);
     esc(&sb, s, strlen(s));
-    if (sb.oom || sb.data == NULL) {
-        strbuf_free(&sb);
-        return h2o_strdup(NULL, "", 0).base;
-    }
-    return sb.data;
+    return kept(&sb);
 }
 
 static char *page_tail(void)
@@ -162,11 +167,7 @@ static char *page_tail(void)
             strbuf_printf(&sb, "<li><a href=\"%s\">%s</a> (%s)</li>\n", routes[r].path,
                           routes[r].path, routes[r].purpose);
     strbuf_puts(&sb, "</ul>\n</body>\n</html>\n");
-    if (sb.oom) {
-        strbuf_free(&sb);
-        return h2o_strdup(NULL, "", 0).base;
-    }
-    return sb.data;
+    return kept(&sb);
 }
 
 static struct visit_handler *create(h2o_pathconf_t *pathconf, const struct visit_config *cfg)
