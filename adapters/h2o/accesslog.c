@@ -1,23 +1,45 @@
 /*
- * accesslog.c: one line per request on stdout, in a per-thread buffer that the event loop
- * flushes after each iteration (or when it fills): whole lines, handed to the log writer
- * (logwriter.c), which writes each such chunk with one write(2).
+ * accesslog.c: the end of every request: its line in the access log and its count in the
+ * request metrics (reqstats.c).
+ *
+ * One line per request on stdout, in a per-loop buffer that the event loop flushes after
+ * each iteration (or when it fills): whole lines, handed to the log writer (log.c), which
+ * writes each such chunk with one write(2).
  *
  * Line: ADDR - - [TIME] "METHOD TARGET PROTOCOL" STATUS BYTES SECONDS "USER-AGENT"
  * Bytes outside printable ASCII, '"' and '\' in METHOD, TARGET and USER-AGENT are
  * written as \xNN. TARGET and USER-AGENT are cut at 512 bytes ("..." appended).
  */
-#include "server.h"
+#include "accesslog.h"
+
+#include "clock.h"
+#include "log.h"
+#include "routes.h"
+#include "text.h"
 
 #include <netdb.h>
-#include <inttypes.h>
-#include <string.h>
 #include <netinet/in.h>
+#include <string.h>
 #include <sys/socket.h>
 
-#define FIELD_MAX 512
-_Static_assert(ACCESSLOG_LINE_MAX >= 3 * (FIELD_MAX * 4 + 3) + NI_MAXHOST + 128,
+#define FLUSH_AT 4000   /* below PIPE_BUF: one write(2) is one atomic chunk */
+#define LINE_BYTES 8192 /* one line at most */
+#define FIELD_MAX 512   /* a field's bytes, cut beyond */
+_Static_assert(LINE_BYTES >= 3 * (FIELD_MAX * 4 + 3) + NI_MAXHOST + 128,
                "access log line buffer too small");
+
+struct accesslog {
+    h2o_logger_t super;
+    struct reqstats *stats;
+};
+
+/* Per event loop. */
+struct accesslog_loop {
+    struct reqstats_loop *stats;
+    size_t len;
+    size_t lines; /* in buf */
+    char buf[FLUSH_AT + LINE_BYTES];
+};
 
 struct out {
     char *p;
@@ -32,23 +54,11 @@ static void put(struct out *o, const char *s, size_t len)
     o->p += len;
 }
 
+/* A field of the request: \xNN escapes, cut at FIELD_MAX bytes with "..." appended. */
 static void put_escaped(struct out *o, const char *s, size_t len)
 {
-    static const char hex[] = "0123456789abcdef";
     int cut = len > FIELD_MAX;
-    if (cut)
-        len = FIELD_MAX;
-    for (size_t i = 0; i < len && o->end - o->p >= 4; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') {
-            *o->p++ = '\\';
-            *o->p++ = 'x';
-            *o->p++ = hex[c >> 4];
-            *o->p++ = hex[c & 15];
-        } else {
-            *o->p++ = (char)c;
-        }
-    }
+    o->p = format_logsafe(o->p, o->end, s, cut ? FIELD_MAX : len);
     if (cut)
         put(o, "...", 3);
 }
@@ -78,17 +88,23 @@ static void put_peer(struct out *o, h2o_req_t *req)
     }
 }
 
-void accesslog_flush(struct accesslog *log)
+static void flush(struct accesslog_loop *l)
 {
-    logwriter_submit(log->buf, log->len, log->lines);
-    log->len = 0;
-    log->lines = 0;
+    log_submit(l->buf, l->len, l->lines);
+    l->len = 0;
+    l->lines = 0;
 }
 
-void accesslog_request(struct accesslog *log, h2o_req_t *req, int status, uint64_t duration_ns)
+void accesslog_flush(h2o_logger_t *logger, h2o_context_t *ctx)
+{
+    flush(h2o_context_get_logger_context(ctx, logger));
+}
+
+/* Formats req's line into the loop's buffer (flushing when full). */
+static void write_line(struct accesslog_loop *l, h2o_req_t *req, int status, uint64_t duration_ns)
 {
     /* Worst case of one line: three escaped fields of FIELD_MAX * 4 plus the rest. */
-    char line[ACCESSLOG_LINE_MAX];
+    char line[LINE_BYTES];
     struct out o = {line, line + sizeof(line) - 1};
 
     put_peer(&o, req);
@@ -126,11 +142,53 @@ void accesslog_request(struct accesslog *log, h2o_req_t *req, int status, uint64
     put(&o, "\"\n", 2);
 
     size_t len = (size_t)(o.p - line);
-    if (log->len + len > ACCESSLOG_FLUSH_AT)
-        accesslog_flush(log); /* keeps each write(2) of normal lines under PIPE_BUF */
-    memcpy(log->buf + log->len, line, len);
-    log->len += len;
-    log->lines++;
-    if (log->len >= ACCESSLOG_FLUSH_AT)
-        accesslog_flush(log);
+    if (l->len + len > FLUSH_AT)
+        flush(l); /* keeps each write(2) of normal lines under PIPE_BUF */
+    memcpy(l->buf + l->len, line, len);
+    l->len += len;
+    l->lines++;
+    if (l->len >= FLUSH_AT)
+        flush(l);
+}
+
+/* The time from the request's start to now. HTTP/1 stamps the first byte of the request;
+ * HTTP/2 only the start of its processing. */
+static uint64_t duration_ns(h2o_req_t *req)
+{
+    struct timeval tv = req->timestamps.request_begin_at;
+    if (tv.tv_sec == 0)
+        tv = req->processed_at.at;
+    uint64_t begin = (uint64_t)tv.tv_sec * 1000000000u + (uint64_t)tv.tv_usec * 1000u;
+    uint64_t end = clock_real_ns();
+    return end > begin ? end - begin : 0;
+}
+
+static void on_log_access(h2o_logger_t *self, h2o_req_t *req)
+{
+    struct accesslog_loop *l = h2o_context_get_logger_context(req->conn->ctx, self);
+    uint64_t duration = duration_ns(req);
+    int status = req->res.status;
+    write_line(l, req, status, duration);
+    if (status != 0)
+        reqstats_observe(l->stats,
+                         route_lookup(req->path_normalized.base, req->path_normalized.len),
+                         method_lookup(req->method.base, req->method.len), status, duration);
+}
+
+static void on_context_init(h2o_logger_t *self, h2o_context_t *ctx)
+{
+    struct accesslog_loop *l = h2o_mem_alloc(sizeof(*l));
+    l->stats = reqstats_loop(((struct accesslog *)self)->stats);
+    l->len = 0;
+    l->lines = 0;
+    h2o_context_set_logger_context(ctx, self, l);
+}
+
+h2o_logger_t *accesslog_register(h2o_pathconf_t *pathconf, struct reqstats *stats)
+{
+    struct accesslog *a = (void *)h2o_create_logger(pathconf, sizeof(*a));
+    a->stats = stats;
+    a->super.on_context_init = on_context_init;
+    a->super.log_access = on_log_access;
+    return &a->super;
 }

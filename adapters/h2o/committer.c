@@ -4,19 +4,25 @@
  * Event loops queue visits (committer_submit); the committer takes everything queued,
  * adds it with one visits_add() (one durable write cycle in always mode), gives each
  * visit its own value (v-n+1 .. v, in queue order) and sends it back to its loop through
- * h2o's multithread queue. While a cycle runs, new visits pile up for the next one.
+ * h2o's multithread queue, one message per loop and batch, where committer_loop hands
+ * each visit to the loop's callback. While a cycle runs, new visits pile up for the next
+ * one.
  *
  * After a failed write the counter is not ready (GET /ready answers 503 with the reason);
  * a handle that the library marks failed (fsync error) is closed and reopened with
  * backoff. Probes (an add of 0) run with backoff while idle, so readiness comes back by
  * itself when the disk accepts writes again.
  */
-#include "server.h"
+#include "committer.h"
+
+#include "clock.h"
+#include "histogram.h"
+#include "log.h"
 
 #include <errno.h>
-#include <stdint.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -28,11 +34,17 @@
 #define GATHER_SKIP 8          /* cycles started at once after a gather waited in vain */
 #define REPLY_GROUPS 16        /* event loops answered with one message each per batch */
 
-#define COMMIT_BUCKETS 13
-static const double commit_le[COMMIT_BUCKETS - 1] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
-                                                     0.01,   0.025,   0.05,   0.1,   0.25,   1};
-#define BATCH_BUCKETS 12
-static const uint64_t batch_le[BATCH_BUCKETS - 1] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024};
+static const struct histogram_bounds commit_bounds = {
+    .n = 12,
+    .le = {100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000, 25000000, 50000000,
+           100000000, 250000000, 1000000000},
+    .unit = 1000000000, /* ns, exported as seconds */
+};
+static const struct histogram_bounds batch_bounds = {
+    .n = 11,
+    .le = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024},
+    .unit = 1,
+};
 
 struct committer {
     char *path;
@@ -43,7 +55,7 @@ struct committer {
 
     pthread_mutex_t mu; /* queue */
     pthread_cond_t cv;
-    struct visit_wait *head, *tail;
+    struct committer_visit *head, *tail;
     size_t queued;
     size_t want; /* submit wakes the committer when queued reaches this (or at 1) */
     int stop;
@@ -68,13 +80,18 @@ struct committer {
     int reopened;             /* the handle was reopened since the last success */
 
     /* metrics: written by the committer thread only */
-    atomic_uint_fast64_t commit_bucket[COMMIT_BUCKETS];
-    atomic_uint_fast64_t commit_ns_sum;
-    atomic_uint_fast64_t commits;
-    atomic_uint_fast64_t batch_bucket[BATCH_BUCKETS];
-    atomic_uint_fast64_t batch_sum;
+    struct histogram commit_ns; /* time of one visits_add() of a batch */
+    struct histogram batch;     /* visits in one batch */
     atomic_uint_fast64_t failures;
     atomic_uint_fast64_t reopens;
+};
+
+struct committer_loop {
+    struct committer *c;
+    h2o_multithread_receiver_t replies;
+    committer_reply_cb cb;
+    void *data;
+    size_t pending;
 };
 
 int committer_open(struct committer **out, const char *path, const visits_options *opts)
@@ -134,20 +151,55 @@ void committer_set_draining(struct committer *c)
     pthread_mutex_unlock(&c->state_mu);
 }
 
-void committer_submit(struct committer *c, struct visit_wait *w)
+/* ---- an event loop's end -------------------------------------------------------------- */
+
+static void on_replies(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
 {
-    w->next = NULL;
+    struct committer_loop *l = H2O_STRUCT_FROM_MEMBER(struct committer_loop, replies, receiver);
+    while (!h2o_linklist_is_empty(messages)) {
+        struct committer_visit *v =
+            H2O_STRUCT_FROM_MEMBER(struct committer_visit, super.link, messages->next);
+        h2o_linklist_unlink(&v->super.link);
+        while (v != NULL) {
+            struct committer_visit *chain = v->chain;
+            l->pending--;
+            l->cb(v, l->data);
+            v = chain;
+        }
+    }
+}
+
+struct committer_loop *committer_attach(struct committer *c, h2o_context_t *ctx,
+                                        committer_reply_cb cb, void *data)
+{
+    struct committer_loop *l = h2o_mem_alloc(sizeof(*l));
+    *l = (struct committer_loop){c, {0}, cb, data, 0};
+    h2o_multithread_register_receiver(ctx->queue, &l->replies, on_replies);
+    return l;
+}
+
+void committer_submit(struct committer_loop *l, struct committer_visit *v)
+{
+    struct committer *c = l->c;
+    v->loop = l;
+    v->next = NULL;
+    l->pending++;
     pthread_mutex_lock(&c->mu);
     if (c->tail != NULL)
-        c->tail->next = w;
+        c->tail->next = v;
     else
-        c->head = w;
-    c->tail = w;
+        c->head = v;
+    c->tail = v;
     c->queued++;
     int wake = c->queued == 1 || c->queued >= c->want;
     pthread_mutex_unlock(&c->mu);
     if (wake)
         pthread_cond_signal(&c->cv);
+}
+
+size_t committer_pending(const struct committer_loop *l)
+{
+    return l->pending;
 }
 
 /* ---- the committer thread ------------------------------------------------------------- */
@@ -242,63 +294,48 @@ static void after_write(struct committer *c, int err, uint64_t v, uint64_t now)
     cache_stats(c);
 }
 
-static void observe_commit(struct committer *c, uint64_t ns, size_t n)
+static void commit(struct committer *c, struct committer_visit *batch, size_t n)
 {
-    double s = (double)ns / 1e9;
-    size_t i = 0;
-    while (i < COMMIT_BUCKETS - 1 && s > commit_le[i])
-        i++;
-    counter_add(&c->commit_bucket[i], 1);
-    counter_add(&c->commit_ns_sum, ns);
-    counter_add(&c->commits, 1);
-    size_t j = 0;
-    while (j < BATCH_BUCKETS - 1 && n > batch_le[j])
-        j++;
-    counter_add(&c->batch_bucket[j], 1);
-    counter_add(&c->batch_sum, n);
-}
-
-static void commit(struct committer *c, struct visit_wait *batch, size_t n)
-{
-    uint64_t t0 = now_ns();
+    uint64_t t0 = clock_mono_ns();
     uint64_t v = 0;
     int err = ensure_open(c, t0 / 1000000u);
     if (err == 0) {
         err = visits_add(c->counter, n, &v);
-        observe_commit(c, now_ns() - t0, n);
+        histogram_observe(&c->commit_ns, &commit_bounds, clock_mono_ns() - t0);
+        histogram_observe(&c->batch, &batch_bounds, n);
     }
-    after_write(c, err, v, now_ms());
+    after_write(c, err, v, clock_mono_ms());
     /* Values in queue order; then one message per event loop carries its whole chain
      * (one lock and at most one wake-up per loop and batch, not per visit). */
     struct reply_group {
-        h2o_multithread_receiver_t *to;
-        struct visit_wait *head, *tail;
+        struct committer_loop *to;
+        struct committer_visit *head, *tail;
     } loops[REPLY_GROUPS];
     size_t nloops = 0;
     uint64_t next = err == 0 ? v - n + 1 : 0;
-    for (struct visit_wait *w = batch, *following; w != NULL; w = following) {
+    for (struct committer_visit *w = batch, *following; w != NULL; w = following) {
         following = w->next;
         w->err = err;
         w->value = err == 0 ? next++ : 0;
         w->chain = NULL;
         size_t i = 0;
-        while (i < nloops && loops[i].to != w->reply_to)
+        while (i < nloops && loops[i].to != w->loop)
             i++;
         if (i == nloops && nloops < REPLY_GROUPS)
-            loops[nloops++] = (struct reply_group){w->reply_to, w, w};
+            loops[nloops++] = (struct reply_group){w->loop, w, w};
         else if (i < nloops)
             loops[i].tail = loops[i].tail->chain = w;
-        else
-            h2o_multithread_send_message(w->reply_to, &w->super); /* more loops than slots */
+        else /* more loops than slots */
+            h2o_multithread_send_message(&w->loop->replies, &w->super);
     }
     for (size_t i = 0; i < nloops; i++) /* each chain belongs to its loop once sent */
-        h2o_multithread_send_message(loops[i].to, &loops[i].head->super);
+        h2o_multithread_send_message(&loops[i].to->replies, &loops[i].head->super);
 }
 
 /* Idle work: probe after a failure, otherwise re-read the value and the stats. */
 static void tick(struct committer *c)
 {
-    uint64_t now = now_ms();
+    uint64_t now = clock_mono_ms();
     if (c->last_err != 0) {
         if (now < c->next_probe_ms)
             return;
@@ -306,7 +343,7 @@ static void tick(struct committer *c)
         int err = ensure_open(c, now);
         if (err == 0)
             err = visits_add(c->counter, 0, &v);
-        after_write(c, err, v, now_ms());
+        after_write(c, err, v, clock_mono_ms());
         return;
     }
     uint64_t v;
@@ -346,7 +383,7 @@ static void gather(struct committer *c)
     uint64_t until = c->gather_until_ns;
     struct timespec ts = {(time_t)(until / 1000000000u), (long)(until % 1000000000u)};
     c->want = c->expect;
-    while (c->queued < c->want && !c->stop && now_ns() < until &&
+    while (c->queued < c->want && !c->stop && clock_mono_ns() < until &&
            pthread_cond_timedwait(&c->cv, &c->mu, &ts) != ETIMEDOUT)
         ;
     if (c->queued < c->want && !c->stop)
@@ -358,7 +395,7 @@ static void *committer_main(void *arg)
 {
     struct committer *c = arg;
     pthread_setname_np(pthread_self(), "visits-commit"); /* as top -H and ps -L show it */
-    c->next_refresh_ms = now_ms() + REFRESH_MS;
+    c->next_refresh_ms = clock_mono_ms() + REFRESH_MS;
     pthread_mutex_lock(&c->mu);
     c->want = SIZE_MAX;
     for (;;) {
@@ -371,18 +408,18 @@ static void *committer_main(void *arg)
         }
         if (c->head != NULL && !c->stop)
             gather(c);
-        struct visit_wait *batch = c->head;
+        struct committer_visit *batch = c->head;
         size_t n = c->queued;
         int stop = c->stop;
         c->head = c->tail = NULL;
         c->queued = 0;
         pthread_mutex_unlock(&c->mu);
-        uint64_t t0 = now_ns();
+        uint64_t t0 = clock_mono_ns();
         if (batch != NULL)
             commit(c, batch, n);
         else if (!stop)
             tick(c);
-        uint64_t t1 = now_ns(), took = t1 - t0;
+        uint64_t t1 = clock_mono_ns(), took = t1 - t0;
         pthread_mutex_lock(&c->mu);
         if (batch != NULL) {
             c->expect = n + c->queued;
@@ -411,10 +448,7 @@ int committer_stop(struct committer *c, uint64_t deadline_ms, uint64_t *final_va
         c->stop = 1;
         pthread_mutex_unlock(&c->mu);
         pthread_cond_signal(&c->cv);
-        /* pthread_timedjoin_np takes a CLOCK_REALTIME deadline. */
-        uint64_t left = deadline_ms > now_ms() ? deadline_ms - now_ms() : 0;
-        uint64_t abs_ns = realtime_ns() + left * 1000000u;
-        struct timespec ts = {(time_t)(abs_ns / 1000000000u), (long)(abs_ns % 1000000000u)};
+        struct timespec ts = clock_real_deadline(deadline_ms, 0);
         if (pthread_timedjoin_np(c->tid, NULL, &ts) != 0)
             return -ETIMEDOUT;
         c->started = 0;
@@ -425,55 +459,20 @@ int committer_stop(struct committer *c, uint64_t deadline_ms, uint64_t *final_va
     return err;
 }
 
-void committer_free(struct committer *c)
-{
-    if (c == NULL || c->started)
-        return; /* a thread still runs: leave it its memory */
-    visits_close(c->counter);
-    pthread_mutex_destroy(&c->mu);
-    pthread_mutex_destroy(&c->state_mu);
-    pthread_cond_destroy(&c->cv);
-    free(c->path);
-    free(c);
-}
-
 /* ---- metrics -------------------------------------------------------------------------- */
 
 void committer_metrics(struct committer *c, struct strbuf *sb)
 {
-    uint64_t cum = 0;
+    struct histogram_total commits = {0}, batches = {0};
+    histogram_read(&commits, &c->commit_ns);
+    histogram_read(&batches, &c->batch);
     strbuf_puts(sb, "# HELP visits_commit_duration_seconds Time of one visits_add() of a batch "
                     "by the committer (a durable write cycle in always mode).\n"
                     "# TYPE visits_commit_duration_seconds histogram\n");
-    for (size_t i = 0; i < COMMIT_BUCKETS; i++) {
-        cum += counter_get(&c->commit_bucket[i]);
-        if (i < COMMIT_BUCKETS - 1)
-            strbuf_printf(sb, "visits_commit_duration_seconds_bucket{le=\"%g\"} %" PRIu64 "\n",
-                          commit_le[i], cum);
-        else
-            strbuf_printf(sb, "visits_commit_duration_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n",
-                          cum);
-    }
-    strbuf_printf(sb,
-                  "visits_commit_duration_seconds_sum %.9f\n"
-                  "visits_commit_duration_seconds_count %" PRIu64 "\n",
-                  (double)counter_get(&c->commit_ns_sum) / 1e9, counter_get(&c->commits));
-
-    cum = 0;
+    histogram_render(sb, "visits_commit_duration_seconds", NULL, &commit_bounds, &commits);
     strbuf_puts(sb, "# HELP visits_commit_batch_size Visits carried by one commit.\n"
                     "# TYPE visits_commit_batch_size histogram\n");
-    for (size_t i = 0; i < BATCH_BUCKETS; i++) {
-        cum += counter_get(&c->batch_bucket[i]);
-        if (i < BATCH_BUCKETS - 1)
-            strbuf_printf(sb, "visits_commit_batch_size_bucket{le=\"%" PRIu64 "\"} %" PRIu64 "\n",
-                          batch_le[i], cum);
-        else
-            strbuf_printf(sb, "visits_commit_batch_size_bucket{le=\"+Inf\"} %" PRIu64 "\n", cum);
-    }
-    strbuf_printf(sb,
-                  "visits_commit_batch_size_sum %" PRIu64 "\n"
-                  "visits_commit_batch_size_count %" PRIu64 "\n",
-                  counter_get(&c->batch_sum), counter_get(&c->commits));
+    histogram_render(sb, "visits_commit_batch_size", NULL, &batch_bounds, &batches);
 
     pthread_mutex_lock(&c->state_mu);
     visits_stats st = c->stats, closed = c->closed_stats;

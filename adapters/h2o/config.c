@@ -1,10 +1,20 @@
-/* config.c: flags and environment variables of visits-server (the flag wins). */
-#include "server.h"
+/*
+ * config.c: flags and environment variables of visits-server (the flag wins).
+ *
+ * Each setting has a setter that checks and stores one value: 0, or -1 with the value and
+ * what was expected in err; config_parse names the flag or variable it came from.
+ */
+#include "config.h"
+
+#include "log.h"
+#include "routes.h"
+
+#include <h2o/version.h>
 
 #include <arpa/inet.h>
-#include <errno.h>
 #include <limits.h>
 #include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -42,7 +52,7 @@ static unsigned cgroup_cpu_limit(void)
     return (unsigned)((quota + period - 1) / period);
 }
 
-unsigned config_cpu_count(void)
+static unsigned cpu_count(void)
 {
     unsigned n = 0;
     cpu_set_t set;
@@ -58,7 +68,7 @@ unsigned config_cpu_count(void)
 
 static void usage(FILE *out)
 {
-    unsigned cpus = config_cpu_count();
+    unsigned cpus = cpu_count();
     fprintf(out,
             "Usage: " SERVER_NAME " [OPTIONS]\n"
             "Serve a durable visit counter over HTTP (the counter is DIR/visits).\n"
@@ -89,22 +99,16 @@ static void usage(FILE *out)
             "Routes:\n",
             DEFAULT_PORT, DEFAULT_BIND, DEFAULT_DATA_DIR, MAX_THREADS, cpus, MAX_PEER_TIMEOUT_MS,
             DEFAULT_PEER_TIMEOUT_MS);
-    for (size_t i = 0; i < ROUTE_COUNT; i++) {
-        char methods[64];
-        fprintf(out, "  %-9s %-9s %s\n", server_routes[i].path,
-                route_methods(&server_routes[i], ",", methods, sizeof(methods)),
-                server_routes[i].purpose);
-    }
+    routes_print(out, "  ", 9);
     fprintf(out, "\nSIGTERM or SIGINT: finish in-flight requests, flush, exit 0.\n"
                  "Exit status: 0 on success, 1 when the server cannot start or run, 2 on bad "
                  "usage.\n");
 }
 
-static int bad_value(const char *source, const char *value, const char *expected)
+static int invalid(char *err, size_t errsize, const char *value, const char *expected)
 {
-    fprintf(stderr, SERVER_NAME ": %s: invalid value '%s' (expected %s)\n", source, value,
-            expected);
-    return 2;
+    snprintf(err, errsize, "invalid value '%s' (expected %s)", value, expected);
+    return -1;
 }
 
 /* Strict decimal in [min, max]: digits only, no sign, no spaces. */
@@ -124,50 +128,50 @@ static int parse_uint(const char *s, unsigned long min, unsigned long max, unsig
     return 0;
 }
 
-static int set_port(struct server_config *cfg, const char *source, const char *v)
+static int set_port(struct server_config *cfg, const char *v, char *err, size_t errsize)
 {
     unsigned long n;
     if (parse_uint(v, 0, 65535, &n) != 0)
-        return bad_value(source, v, "a port number 0..65535");
+        return invalid(err, errsize, v, "a port number 0..65535");
     cfg->port = (unsigned)n;
-    return CONFIG_RUN;
+    return 0;
 }
 
-static int set_bind(struct server_config *cfg, const char *source, const char *v)
+static int set_bind(struct server_config *cfg, const char *v, char *err, size_t errsize)
 {
     unsigned char addr[16];
     if (strlen(v) >= sizeof(cfg->bind) ||
         (inet_pton(AF_INET, v, addr) != 1 && inet_pton(AF_INET6, v, addr) != 1))
-        return bad_value(source, v, "a numeric IPv4 or IPv6 address, e.g. 0.0.0.0 or ::1");
+        return invalid(err, errsize, v, "a numeric IPv4 or IPv6 address, e.g. 0.0.0.0 or ::1");
     strcpy(cfg->bind, v);
-    return CONFIG_RUN;
+    return 0;
 }
 
-static int set_data_dir(struct server_config *cfg, const char *source, const char *v)
+static int set_data_dir(struct server_config *cfg, const char *v, char *err, size_t errsize)
 {
     size_t len = strlen(v);
     if (len == 0 || len > PATH_MAX - sizeof("/visits"))
-        return bad_value(source, v, "a directory path");
+        return invalid(err, errsize, v, "a directory path");
     char *dir = strdup(v);
     if (dir == NULL) {
-        fprintf(stderr, SERVER_NAME ": %s: out of memory\n", source);
-        return 2;
+        snprintf(err, errsize, "out of memory");
+        return -1;
     }
     free(cfg->data_dir);
     cfg->data_dir = dir;
-    return CONFIG_RUN;
+    return 0;
 }
 
-static int set_threads(struct server_config *cfg, const char *source, const char *v)
+static int set_threads(struct server_config *cfg, const char *v, char *err, size_t errsize)
 {
     unsigned long n;
     if (parse_uint(v, 1, MAX_THREADS, &n) != 0)
-        return bad_value(source, v, "a number of threads 1..256");
+        return invalid(err, errsize, v, "a number of threads 1..256");
     cfg->threads = (unsigned)n;
-    return CONFIG_RUN;
+    return 0;
 }
 
-static int set_sync(struct server_config *cfg, const char *source, const char *v)
+static int set_sync(struct server_config *cfg, const char *v, char *err, size_t errsize)
 {
     unsigned long ms;
     if (strcmp(v, "always") == 0) {
@@ -176,32 +180,33 @@ static int set_sync(struct server_config *cfg, const char *source, const char *v
         cfg->opts.sync = VISITS_SYNC_INTERVAL;
         cfg->opts.interval_ms = (unsigned)ms;
     } else {
-        return bad_value(source, v, "always or interval:MS with MS in 1..3600000");
+        return invalid(err, errsize, v, "always or interval:MS with MS in 1..3600000");
     }
-    return CONFIG_RUN;
+    return 0;
 }
 
-static int set_pod_name(struct server_config *cfg, const char *source, const char *v)
+static int set_pod_name(struct server_config *cfg, const char *v, char *err, size_t errsize)
 {
     size_t len = strlen(v);
     int ok = len > 0 && len < sizeof(cfg->pod_name);
     for (const unsigned char *p = (const unsigned char *)v; ok && *p; p++)
         ok = *p >= 0x20 && *p != 0x7f;
     if (!ok)
-        return bad_value(source, v, "1..253 printable characters");
+        return invalid(err, errsize, v, "1..253 printable characters");
     memcpy(cfg->pod_name, v, len + 1);
-    return CONFIG_RUN;
+    return 0;
 }
 
-static int set_peer_list(struct server_config *cfg, const char *source, const char *v, int dns)
+static int set_peer_list(struct server_config *cfg, const char *v, int dns, char *err,
+                         size_t errsize)
 {
-    char err[400];
+    char why[400];
     struct peer_source *list;
     size_t n;
-    if (peers_parse(v, dns, &list, &n, err, sizeof(err)) != 0) {
-        fprintf(stderr, SERVER_NAME ": %s: invalid value '%s': %s (expected %s)\n", source, v, err,
-                dns ? "NAME:PORT" : "HOST:PORT[,HOST:PORT...]");
-        return 2;
+    if (peers_parse(v, dns, &list, &n, why, sizeof(why)) != 0) {
+        snprintf(err, errsize, "invalid value '%s': %s (expected %s)", v, why,
+                 dns ? "NAME:PORT" : "HOST:PORT[,HOST:PORT...]");
+        return -1;
     }
     if (dns) {
         memset(&cfg->peers_dns, 0, sizeof(cfg->peers_dns));
@@ -213,29 +218,29 @@ static int set_peer_list(struct server_config *cfg, const char *source, const ch
         cfg->peers = list;
         cfg->npeers = n;
     }
-    return CONFIG_RUN;
+    return 0;
 }
 
-static int set_peers(struct server_config *cfg, const char *source, const char *v)
+static int set_peers(struct server_config *cfg, const char *v, char *err, size_t errsize)
 {
-    return set_peer_list(cfg, source, v, 0);
+    return set_peer_list(cfg, v, 0, err, errsize);
 }
 
-static int set_peers_dns(struct server_config *cfg, const char *source, const char *v)
+static int set_peers_dns(struct server_config *cfg, const char *v, char *err, size_t errsize)
 {
-    return set_peer_list(cfg, source, v, 1);
+    return set_peer_list(cfg, v, 1, err, errsize);
 }
 
-static int set_peer_timeout(struct server_config *cfg, const char *source, const char *v)
+static int set_peer_timeout(struct server_config *cfg, const char *v, char *err, size_t errsize)
 {
     unsigned long n;
     if (parse_uint(v, 1, MAX_PEER_TIMEOUT_MS, &n) != 0)
-        return bad_value(source, v, "milliseconds 1..60000");
+        return invalid(err, errsize, v, "milliseconds 1..60000");
     cfg->peer_timeout_ms = (unsigned)n;
-    return CONFIG_RUN;
+    return 0;
 }
 
-typedef int (*setter)(struct server_config *, const char *, const char *);
+typedef int (*setter)(struct server_config *, const char *value, char *err, size_t errsize);
 static const struct option_def {
     const char *flag;
     const char *env;
@@ -258,7 +263,7 @@ static int set_defaults(struct server_config *cfg)
     memset(cfg, 0, sizeof(*cfg));
     cfg->port = DEFAULT_PORT;
     strcpy(cfg->bind, DEFAULT_BIND);
-    cfg->threads = config_cpu_count();
+    cfg->threads = cpu_count();
     if (cfg->threads > MAX_THREADS)
         cfg->threads = MAX_THREADS;
     visits_options_init(&cfg->opts);
@@ -267,32 +272,52 @@ static int set_defaults(struct server_config *cfg)
         strcpy(cfg->pod_name, "unknown");
     cfg->pod_name[sizeof(cfg->pod_name) - 1] = '\0';
     cfg->data_dir = strdup(DEFAULT_DATA_DIR);
-    return cfg->data_dir != NULL ? CONFIG_RUN : 2;
+    return cfg->data_dir != NULL ? 0 : -1;
 }
 
-static int finish(struct server_config *cfg)
+/* The counter's path from the data directory. */
+static int set_counter_path(struct server_config *cfg)
 {
     size_t len = strlen(cfg->data_dir);
     while (len > 1 && cfg->data_dir[len - 1] == '/')
         cfg->data_dir[--len] = '\0';
     cfg->counter_path = malloc(len + sizeof("/visits"));
-    if (cfg->counter_path == NULL) {
-        fprintf(stderr, SERVER_NAME ": out of memory\n");
-        return 2;
-    }
+    if (cfg->counter_path == NULL)
+        return -1;
     sprintf(cfg->counter_path, "%s%s", cfg->data_dir,
             strcmp(cfg->data_dir, "/") == 0 ? "visits" : "/visits");
-    return CONFIG_RUN;
+    return 0;
+}
+
+/* The option argv[*i] names, and its value (taken from the next argument or after '=');
+ * NUM_OPTIONS when it names none. */
+static size_t find_option(int argc, char **argv, int *i, const char **value)
+{
+    const char *arg = argv[*i];
+    for (size_t j = 0; j < NUM_OPTIONS; j++) {
+        size_t flen = strlen(options[j].flag);
+        if (strcmp(arg, options[j].flag) == 0) {
+            *value = *i + 1 < argc ? argv[++*i] : NULL;
+            return j;
+        }
+        if (strncmp(arg, options[j].flag, flen) == 0 && arg[flen] == '=') {
+            *value = arg + flen + 1;
+            return j;
+        }
+    }
+    return NUM_OPTIONS;
 }
 
 int config_parse(struct server_config *cfg, int argc, char **argv)
 {
-    int rc = set_defaults(cfg);
     int given[NUM_OPTIONS] = {0};
-    if (rc != CONFIG_RUN)
-        return rc;
+    char err[1024];
+    if (set_defaults(cfg) != 0) {
+        log_error("out of memory");
+        return 2;
+    }
     for (int i = 1; i < argc; i++) {
-        const char *arg = argv[i];
+        const char *arg = argv[i], *value = NULL;
         if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
             usage(stdout);
             return 0;
@@ -303,40 +328,37 @@ int config_parse(struct server_config *cfg, int argc, char **argv)
             return 0;
         }
         if (strcmp(arg, "--print-routes") == 0) {
-            routes_print(stdout);
+            routes_print(stdout, "", 0);
             return 0;
         }
-        size_t opt = NUM_OPTIONS;
-        const char *value = NULL;
-        for (size_t j = 0; j < NUM_OPTIONS && opt == NUM_OPTIONS; j++) {
-            size_t flen = strlen(options[j].flag);
-            if (strcmp(arg, options[j].flag) == 0) {
-                opt = j;
-                if (i + 1 >= argc) {
-                    fprintf(stderr, SERVER_NAME ": %s: missing value (see --help)\n", arg);
-                    return 2;
-                }
-                value = argv[++i];
-            } else if (strncmp(arg, options[j].flag, flen) == 0 && arg[flen] == '=') {
-                opt = j;
-                value = arg + flen + 1;
-            }
-        }
+        size_t opt = find_option(argc, argv, &i, &value);
         if (opt == NUM_OPTIONS) {
-            fprintf(stderr, SERVER_NAME ": unknown option '%s' (see --help)\n", arg);
+            log_error("unknown option '%s' (see --help)", arg);
             return 2;
         }
-        if ((rc = options[opt].set(cfg, options[opt].flag, value)) != CONFIG_RUN)
-            return rc;
+        if (value == NULL) {
+            log_error("%s: missing value (see --help)", arg);
+            return 2;
+        }
+        if (options[opt].set(cfg, value, err, sizeof(err)) != 0) {
+            log_error("%s: %s", options[opt].flag, err);
+            return 2;
+        }
         given[opt] = 1;
     }
     /* The environment fills in what no flag gave (a flag wins, even over a bad value). */
     for (size_t i = 0; i < NUM_OPTIONS; i++) {
         const char *v = getenv(options[i].env);
-        if (!given[i] && v != NULL && (rc = options[i].set(cfg, options[i].env, v)) != CONFIG_RUN)
-            return rc;
+        if (!given[i] && v != NULL && options[i].set(cfg, v, err, sizeof(err)) != 0) {
+            log_error("%s: %s", options[i].env, err);
+            return 2;
+        }
     }
-    return finish(cfg);
+    if (set_counter_path(cfg) != 0) {
+        log_error("out of memory");
+        return 2;
+    }
+    return CONFIG_RUN;
 }
 
 void config_free(struct server_config *cfg)

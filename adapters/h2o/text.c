@@ -1,10 +1,10 @@
-/* text.c: growable strings, JSON/HTML/log escaping and one-line logging. */
-#include "server.h"
+/* text.c: growable strings, decimal numbers, JSON/HTML/log escaping. */
+#include "text.h"
 
-#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 void strbuf_init(struct strbuf *sb)
 {
@@ -103,28 +103,13 @@ void strbuf_json(struct strbuf *sb, const char *s, size_t len)
 {
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
-        char esc[6];
         if (c == '"' || c == '\\') {
-            esc[0] = '\\';
-            esc[1] = (char)c;
+            char esc[2] = {'\\', (char)c};
             strbuf_add(sb, esc, 2);
-        } else if (c < 0x20 || c == 0x7f) {
-            esc[0] = '\\';
-            esc[1] = 'u';
-            esc[2] = '0';
-            esc[3] = '0';
-            esc[4] = hex[c >> 4];
-            esc[5] = hex[c & 15];
-            strbuf_add(sb, esc, 6);
-        } else if (c >= 0x80) {
-            /* Input is not guaranteed UTF-8: keep JSON valid by escaping every high byte
-             * as the Latin-1 code point it would be. */
-            esc[0] = '\\';
-            esc[1] = 'u';
-            esc[2] = '0';
-            esc[3] = '0';
-            esc[4] = hex[c >> 4];
-            esc[5] = hex[c & 15];
+        } else if (c < 0x20 || c >= 0x7f) {
+            /* Input is not guaranteed UTF-8: a high byte becomes the Latin-1 code point it
+             * would be, which keeps the JSON valid. */
+            char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
             strbuf_add(sb, esc, 6);
         } else {
             strbuf_add(sb, (const char *)&c, 1);
@@ -157,66 +142,21 @@ void strbuf_html(struct strbuf *sb, const char *s, size_t len)
     }
 }
 
-void strbuf_logsafe(struct strbuf *sb, const char *s, size_t len)
+char *format_logsafe(char *p, const char *end, const char *s, size_t len)
 {
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') {
-            char esc[4] = {'\\', 'x', hex[c >> 4], hex[c & 15]};
-            strbuf_add(sb, esc, 4);
+        int plain = c >= 0x20 && c < 0x7f && c != '"' && c != '\\';
+        if (end - p < (plain ? 1 : 4))
+            break;
+        if (plain) {
+            *p++ = (char)c;
         } else {
-            strbuf_add(sb, (const char *)&c, 1);
+            *p++ = '\\';
+            *p++ = 'x';
+            *p++ = hex[c >> 4];
+            *p++ = hex[c & 15];
         }
     }
-}
-
-#if defined(__GNUC__)
-__attribute__((format(printf, 3, 0)))
-#endif
-/* "visits-server: " + the message + "\n" into line (cut to fit); its length, 0 on error. */
-static size_t
-format_line(char *line, size_t size, const char *fmt, va_list ap)
-{
-    size_t prefix = sizeof(SERVER_NAME ": ") - 1, room = size - prefix - 1;
-    memcpy(line, SERVER_NAME ": ", prefix);
-    int n = vsnprintf(line + prefix, room, fmt, ap);
-    if (n < 0)
-        return 0;
-    size_t len = prefix + ((size_t)n < room ? (size_t)n : room - 1);
-    line[len++] = '\n';
-    return len;
-}
-
-static void write_line(int fd, const char *line, size_t len)
-{
-    for (size_t off = 0; off < len;) {
-        ssize_t w = write(fd, line + off, len - off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return;
-        off += (size_t)w;
-    }
-}
-
-void log_info(const char *fmt, ...)
-{
-    char line[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    size_t len = format_line(line, sizeof(line), fmt, ap);
-    va_end(ap);
-    if (len != 0 && !logwriter_line(line, len))
-        write_line(STDOUT_FILENO, line, len);
-}
-
-void log_error(const char *fmt, ...)
-{
-    char line[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    size_t len = format_line(line, sizeof(line), fmt, ap);
-    va_end(ap);
-    if (len != 0)
-        write_line(STDERR_FILENO, line, len);
+    return p;
 }

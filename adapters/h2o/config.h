@@ -1,0 +1,33 @@
+/* config.h: visits-server's settings, from its flags and environment variables. */
+#ifndef VISITS_CONFIG_H
+#define VISITS_CONFIG_H
+
+#include "peers.h"
+
+#include <stddef.h>
+#include <visits.h>
+
+struct server_config {
+    char bind[64];       /* numeric IPv4 or IPv6 address */
+    unsigned port;       /* 0: the kernel picks a free port */
+    char *data_dir;      /* malloc'd */
+    char *counter_path;  /* malloc'd: data_dir + "/visits" */
+    unsigned threads;    /* event-loop threads */
+    visits_options opts; /* sync mode and interval */
+    char pod_name[254];
+    struct peer_source *peers; /* malloc'd: --peers */
+    size_t npeers;
+    struct peer_source peers_dns; /* --peers-dns; host "" when not given */
+    unsigned peer_timeout_ms;     /* --peer-timeout-ms */
+};
+
+enum { CONFIG_RUN = -1 };
+/* Fills cfg from the environment, then argv (flags win). Returns CONFIG_RUN to go on, or
+ * an exit status (0 after --help/--version/--print-routes, 2 after a usage error, with
+ * a one-line reason printed on stderr). */
+int config_parse(struct server_config *cfg, int argc, char **argv);
+void config_free(struct server_config *cfg);
+/* "always" or "interval:MS" into buf. */
+const char *config_sync_name(const struct server_config *cfg, char *buf, size_t size);
+
+#endif /* VISITS_CONFIG_H */
