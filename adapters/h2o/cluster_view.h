@@ -1,46 +1,55 @@
 /*
- * cluster_view.h: the answer of GET /cluster: every pod once, with its count or what went
- * wrong, and the total, as JSON or as an HTML page.
+ * cluster_view.h: the answer of GET /cluster, from this pod's copy of the count: the
+ * total, every pod (its slots grouped by pod name, their sum, whether it answered the
+ * last exchange and how old its last answer is) and the peers of the last round, as JSON
+ * or as an HTML page with one bar per pod.
  */
 #ifndef VISITS_CLUSTER_VIEW_H
 #define VISITS_CLUSTER_VIEW_H
 
+#include "exchange.h"
+#include "slotmap.h"
 #include "text.h"
 
 #include <stddef.h>
 #include <stdint.h>
 
-struct cluster_entry {
-    const char *pod; /* NULL: unknown */
+struct cluster_slot {
+    char volume[SLOT_VOLUME_LEN + 1];
     uint64_t visits;
-    const char *address;
-    const char *error; /* NULL: ok */
-    char overflow[64];
 };
 
-/* The strings it points to are the caller's, and must outlive the view. */
+struct cluster_pod {
+    char pod[SLOT_POD_MAX + 1];
+    uint64_t visits; /* its slots' sum (saturating) */
+    struct cluster_slot *slots;
+    size_t nslots;
+    int self;       /* the pod that answers */
+    int answered;   /* it answered the last exchange (self: always) */
+    int64_t age_ms; /* since its last answer; -1: none since this pod started */
+};
+
 struct cluster_view {
-    struct cluster_entry *e; /* malloc'd */
-    size_t n;
-    uint64_t total;
-    int complete; /* every entry ok */
+    const char *pod;    /* the pod that answers */
+    const char *own_id; /* its slot */
+    uint64_t total;     /* every slot's sum, at most UINT64_MAX */
+    int saturated;      /* ... it would have been more */
+    size_t nslots;
+    struct cluster_pod *pods; /* malloc'd, by name */
+    size_t npods;
+    struct cluster_slot *slot_store; /* malloc'd, the pods' slots */
+    const struct exchange_view *ex;  /* peers of the last round (the caller's) */
+    int64_t round_age_ms;            /* since the last exchange; -1: none yet */
+    uint64_t now_ms;
 };
 
-/* Room for max entries; the first is this server's own pod and count. 0 or -ENOMEM. */
-int cluster_view_init(struct cluster_view *v, size_t max, const char *pod, uint64_t visits);
-/* A peer's answer. A pod already in the view (reachable at two addresses, IPv4 and IPv6)
- * stays one entry, with the larger count; this server's own pod keeps its count from
- * memory. */
-void cluster_view_answer(struct cluster_view *v, const char *pod, uint64_t visits,
-                         const char *address);
-/* A peer, or a name, that gave no count. */
-void cluster_view_error(struct cluster_view *v, const char *address, const char *error);
-/* Orders the entries (pods that answered first, by name) and sums the total; a count that
- * would overflow it becomes an error. */
-void cluster_view_finish(struct cluster_view *v);
+/* Builds the view of pod (own_id, own_value) and its replicas; ex and the strings must
+ * outlive it. 0 or -ENOMEM. */
+int cluster_view_build(struct cluster_view *v, const char *pod, const char *own_id,
+                       uint64_t own_value, const struct slotmap *replicas,
+                       const struct exchange_view *ex, uint64_t now_ms);
 void cluster_view_json(struct strbuf *sb, const struct cluster_view *v);
-/* The page, saying which pod was asked. */
-void cluster_view_html(struct strbuf *sb, const struct cluster_view *v, const char *asked);
+void cluster_view_html(struct strbuf *sb, const struct cluster_view *v);
 void cluster_view_free(struct cluster_view *v);
 
 #endif /* VISITS_CLUSTER_VIEW_H */

@@ -66,6 +66,8 @@ struct committer {
     int write_ok;
     int draining;
     char reason[200];
+    int held; /* committer_hold_ready() (stub until the lead's committer lands) */
+    char held_reason[128];
     visits_stats stats; /* library counters of the current handle, plus closed ones */
     visits_stats closed_stats;
 
@@ -136,9 +138,11 @@ uint64_t committer_value(struct committer *c)
 void committer_view(struct committer *c, struct committer_view *out)
 {
     pthread_mutex_lock(&c->state_mu);
-    out->ready = c->write_ok && !c->draining;
+    out->ready = c->write_ok && !c->draining && !c->held;
     if (c->draining)
         snprintf(out->reason, sizeof(out->reason), "shutting down");
+    else if (c->held && c->write_ok)
+        snprintf(out->reason, sizeof(out->reason), "%s", c->held_reason);
     else
         snprintf(out->reason, sizeof(out->reason), "%s", c->write_ok ? "" : c->reason);
     pthread_mutex_unlock(&c->state_mu);
@@ -476,7 +480,7 @@ void committer_metrics(struct committer *c, struct strbuf *sb)
 
     pthread_mutex_lock(&c->state_mu);
     visits_stats st = c->stats, closed = c->closed_stats;
-    int ready = c->write_ok && !c->draining;
+    int ready = c->write_ok && !c->draining && !c->held;
     pthread_mutex_unlock(&c->state_mu);
     strbuf_printf(
         sb,
@@ -501,4 +505,43 @@ void committer_metrics(struct committer *c, struct strbuf *sb)
         counter_get(&c->failures), counter_get(&c->reopens), st.cycles + closed.cycles,
         st.cycles_failed + closed.cycles_failed,
         (double)(st.cycle_ns_total + closed.cycle_ns_total) / 1e9, ready);
+}
+
+/* ---- stubs of the lead's committer API (issue 15 uses them; replaced at the merge) ------ */
+
+void committer_hold_ready(struct committer *c, const char *reason)
+{
+    pthread_mutex_lock(&c->state_mu);
+    c->held = 1;
+    snprintf(c->held_reason, sizeof(c->held_reason), "%s", reason);
+    pthread_mutex_unlock(&c->state_mu);
+}
+
+void committer_release_ready(struct committer *c)
+{
+    pthread_mutex_lock(&c->state_mu);
+    c->held = 0;
+    pthread_mutex_unlock(&c->state_mu);
+}
+
+/* A handle of its own: the committer thread's handle re-reads the file under the lock at
+ * its next write and counts on from the raised value. */
+int committer_raise(struct committer *c, uint64_t floor, uint64_t *value_out)
+{
+    visits_counter *h = NULL;
+    uint64_t v = 0;
+    int err = visits_open(c->path, &c->opts, &h);
+    if (err == 0)
+        err = visits_raise(h, floor, &v);
+    int cerr = visits_close(h);
+    if (err == 0)
+        err = cerr;
+    if (err != 0)
+        return err;
+    uint64_t old = atomic_load_explicit(&c->value, memory_order_acquire);
+    while (old < v && !atomic_compare_exchange_weak(&c->value, &old, v))
+        ;
+    if (value_out != NULL)
+        *value_out = v;
+    return 0;
 }

@@ -63,6 +63,12 @@ void committer_set_draining(struct committer *c);
  * readiness. */
 void committer_metrics(struct committer *c, struct strbuf *sb);
 
+/* Hold readiness off with a reason ("recovering the count from peers") until released. */
+void committer_hold_ready(struct committer *c, const char *reason);
+void committer_release_ready(struct committer *c);
+/* Blocking (not on an event loop): durably raise the counter to at least floor. 0 or error. */
+int committer_raise(struct committer *c, uint64_t floor, uint64_t *value_out);
+
 /* After the event loops stopped: stops the thread once the queue is drained and closes
  * the counter (flushing interval mode). Gives up waiting at deadline_ms (CLOCK_MONOTONIC)
  * and returns -ETIMEDOUT; otherwise 0 or the error of the final write, and the final

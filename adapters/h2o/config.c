@@ -8,6 +8,7 @@
 
 #include "log.h"
 #include "routes.h"
+#include "slotid.h"
 
 #include <h2o/version.h>
 
@@ -26,6 +27,11 @@
 #define MAX_INTERVAL_MS 3600000u
 #define DEFAULT_PEER_TIMEOUT_MS 500
 #define MAX_PEER_TIMEOUT_MS 60000
+#define DEFAULT_SYNC_PEERS_MS 1000
+#define MIN_SYNC_PEERS_MS 50
+#define MAX_SYNC_PEERS_MS 3600000
+#define DEFAULT_RECOVER_MS 5000
+#define MAX_RECOVER_MS 600000
 
 /* A CPU limit of the cgroup (a container's "resources.limits.cpu"), rounded up; 0 if
  * none. cgroup v2 "cpu.max" holds "QUOTA PERIOD" or "max PERIOD"; v1 has two files. */
@@ -81,24 +87,30 @@ static void usage(FILE *out)
             "                                     CPU limit of the cgroup included; here %u)\n"
             "  --sync MODE       VISITS_SYNC      always | interval:MS (default always)\n"
             "  --pod-name NAME   POD_NAME         name shown in responses (default: hostname)\n"
-            "  --peers LIST      VISITS_PEERS     the peers /cluster asks: HOST:PORT,...\n"
+            "  --peers LIST      VISITS_PEERS     the peers that exchange slots: HOST:PORT,...\n"
             "                                     (IPv6 as [ADDR]:PORT; default none)\n"
             "  --peers-dns NAME:PORT              every address of NAME is a peer, e.g. a\n"
             "                    VISITS_PEERS_DNS headless Service (default none)\n"
-            "  --peer-timeout-ms N                how long /cluster waits for the peers,\n"
+            "  --peer-timeout-ms N                how long a peer's GET /slots may take,\n"
             "                    VISITS_PEER_TIMEOUT_MS  1..%d ms (default %d)\n"
+            "  --sync-peers-ms N                  ask every peer for its slots every N ms,\n"
+            "                    VISITS_SYNC_PEERS_MS  %d..%d (default %d)\n"
+            "  --recover-ms N                     at start, stay not ready until every peer\n"
+            "                    VISITS_RECOVER_MS  answered or N ms passed, 0..%d (default %d)\n"
             "  --print-routes    print the route table (path, methods, purpose) and exit\n"
             "  --help            print this help and exit\n"
             "  --version         print the version and exit\n"
             "\n"
             "--sync always answers GET / after the new value is on disk; interval:MS answers\n"
             "at once and writes within MS milliseconds (and at shutdown).\n"
-            "GET /cluster shows every pod's count and the total: this server's own and each\n"
-            "peer's GET /visits (this server among the peers is not counted twice).\n"
+            "GET /cluster shows the cluster's total and every pod's count from this pod's own\n"
+            "copy: its slot (DIR/visits, named by DIR/volume-id) and the replicas of every\n"
+            "other slot in DIR/slots, which the exchange with the peers only ever raises.\n"
             "\n"
             "Routes:\n",
             DEFAULT_PORT, DEFAULT_BIND, DEFAULT_DATA_DIR, MAX_THREADS, cpus, MAX_PEER_TIMEOUT_MS,
-            DEFAULT_PEER_TIMEOUT_MS);
+            DEFAULT_PEER_TIMEOUT_MS, MIN_SYNC_PEERS_MS, MAX_SYNC_PEERS_MS, DEFAULT_SYNC_PEERS_MS,
+            MAX_RECOVER_MS, DEFAULT_RECOVER_MS);
     routes_print(out, "  ", 9);
     fprintf(out, "\nSIGTERM or SIGINT: finish in-flight requests, flush, exit 0.\n"
                  "Exit status: 0 on success, 1 when the server cannot start or run, 2 on bad "
@@ -240,6 +252,24 @@ static int set_peer_timeout(struct server_config *cfg, const char *v, char *err,
     return 0;
 }
 
+static int set_sync_peers(struct server_config *cfg, const char *v, char *err, size_t errsize)
+{
+    unsigned long n;
+    if (parse_uint(v, MIN_SYNC_PEERS_MS, MAX_SYNC_PEERS_MS, &n) != 0)
+        return invalid(err, errsize, v, "milliseconds 50..3600000");
+    cfg->sync_peers_ms = (unsigned)n;
+    return 0;
+}
+
+static int set_recover(struct server_config *cfg, const char *v, char *err, size_t errsize)
+{
+    unsigned long n;
+    if (parse_uint(v, 0, MAX_RECOVER_MS, &n) != 0)
+        return invalid(err, errsize, v, "milliseconds 0..600000");
+    cfg->recover_ms = (unsigned)n;
+    return 0;
+}
+
 typedef int (*setter)(struct server_config *, const char *value, char *err, size_t errsize);
 static const struct option_def {
     const char *flag;
@@ -255,6 +285,8 @@ static const struct option_def {
     {"--peers", "VISITS_PEERS", set_peers},
     {"--peers-dns", "VISITS_PEERS_DNS", set_peers_dns},
     {"--peer-timeout-ms", "VISITS_PEER_TIMEOUT_MS", set_peer_timeout},
+    {"--sync-peers-ms", "VISITS_SYNC_PEERS_MS", set_sync_peers},
+    {"--recover-ms", "VISITS_RECOVER_MS", set_recover},
 };
 #define NUM_OPTIONS (sizeof(options) / sizeof(options[0]))
 
@@ -268,6 +300,8 @@ static int set_defaults(struct server_config *cfg)
         cfg->threads = MAX_THREADS;
     visits_options_init(&cfg->opts);
     cfg->peer_timeout_ms = DEFAULT_PEER_TIMEOUT_MS;
+    cfg->sync_peers_ms = DEFAULT_SYNC_PEERS_MS;
+    cfg->recover_ms = DEFAULT_RECOVER_MS;
     if (gethostname(cfg->pod_name, sizeof(cfg->pod_name)) != 0 || cfg->pod_name[0] == '\0')
         strcpy(cfg->pod_name, "unknown");
     cfg->pod_name[sizeof(cfg->pod_name) - 1] = '\0';
@@ -356,6 +390,13 @@ int config_parse(struct server_config *cfg, int argc, char **argv)
     }
     if (set_counter_path(cfg) != 0) {
         log_error("out of memory");
+        return 2;
+    }
+    /* The pod's name names its slot of the cluster's count (slotid.h). */
+    if (slot_pod_check(cfg->pod_name, strlen(cfg->pod_name), err, sizeof(err)) != 0) {
+        log_error("pod name '%s' (--pod-name, POD_NAME or the host name) cannot name a slot "
+                  "of the cluster's count: %s",
+                  cfg->pod_name, err);
         return 2;
     }
     return CONFIG_RUN;

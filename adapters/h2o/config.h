@@ -19,6 +19,8 @@ struct server_config {
     size_t npeers;
     struct peer_source peers_dns; /* --peers-dns; host "" when not given */
     unsigned peer_timeout_ms;     /* --peer-timeout-ms */
+    unsigned sync_peers_ms;       /* --sync-peers-ms: a round of the exchange every ... */
+    unsigned recover_ms;          /* --recover-ms: readiness waits for the peers this long */
 };
 
 enum { CONFIG_RUN = -1 };

@@ -12,8 +12,10 @@
 #include "cluster.h"
 #include "committer.h"
 #include "config.h"
+#include "exchange.h"
 #include "log.h"
 #include "metrics.h"
+#include "replicas.h"
 #include "reqstats.h"
 #include "respond.h"
 #include "router.h"
@@ -60,8 +62,10 @@ struct server {
     struct server_config cfg;
     h2o_globalconf_t globalconf;
     struct committer *committer;
-    h2o_handler_t *visit;    /* knows the visits a loop still waits for */
-    h2o_logger_t *accesslog; /* flushed by each loop */
+    struct replicas *replicas; /* the cluster's count: the other slots */
+    struct exchange *exchange; /* ... kept up to date with the peers */
+    h2o_handler_t *visit;      /* knows the visits a loop still waits for */
+    h2o_logger_t *accesslog;   /* flushed by each loop */
     struct worker *workers;
     size_t nworkers;
     int listen_fd;
@@ -104,6 +108,18 @@ static int open_counter(struct server *srv)
     else if (err != 0)
         log_error("%s: cannot open the counter: %s: refusing to start", path, visits_strerror(err));
     return err == 0 ? 0 : -1;
+}
+
+/* The volume id and the replicas of the other pods' slots (replicas.h). */
+static int open_replicas(struct server *srv)
+{
+    char err[1024];
+    if (replicas_open(&srv->replicas, srv->cfg.data_dir, srv->cfg.pod_name, err, sizeof(err)) !=
+        0) {
+        log_error("%s", err);
+        return -1;
+    }
+    return 0;
 }
 
 static int open_listener(struct server *srv)
@@ -256,8 +272,9 @@ static void register_routes(struct server *srv, h2o_pathconf_t *path)
         .pod_name = cfg->pod_name,
         .counter_path = cfg->counter_path,
     };
-    struct cluster_config cluster = {
+    struct exchange_config exchange = {
         .committer = srv->committer,
+        .replicas = srv->replicas,
         .pod_name = cfg->pod_name,
         .peers = cfg->peers,
         .npeers = cfg->npeers,
@@ -265,6 +282,15 @@ static void register_routes(struct server *srv, h2o_pathconf_t *path)
         .bind = cfg->bind,
         .port = srv->port,
         .peer_timeout_ms = cfg->peer_timeout_ms,
+        .sync_ms = cfg->sync_peers_ms,
+        .recover_ms = cfg->recover_ms,
+    };
+    srv->exchange = exchange_create(&exchange); /* holds readiness until the recovery */
+    struct cluster_config cluster = {
+        .committer = srv->committer,
+        .replicas = srv->replicas,
+        .exchange = srv->exchange,
+        .pod_name = cfg->pod_name,
     };
     h2o_handler_t *cluster_handler = cluster_register(path, &cluster);
     char sync[32];
@@ -279,6 +305,7 @@ static void register_routes(struct server *srv, h2o_pathconf_t *path)
     router_route(router, ROUTE_ROOT, srv->visit);
     router_route(router, ROUTE_VISITS, visit_count_register(path, &visit));
     router_route(router, ROUTE_CLUSTER, cluster_handler);
+    router_route(router, ROUTE_SLOTS, cluster_slots_register(path, &cluster));
     router_route(router, ROUTE_HEALTH, status_health_register(path));
     router_route(router, ROUTE_READY, status_ready_register(path, srv->committer));
     router_route(router, ROUTE_METRICS, metrics_register(path, &metrics));
@@ -320,6 +347,7 @@ static int run_until_signal(struct server *srv, sigset_t *sigs)
     log_info("received %s: stopping (no new connections; in-flight requests finish)",
              sig == SIGTERM ? "SIGTERM" : "SIGINT");
     committer_set_draining(srv->committer);
+    exchange_stop(srv->exchange, t0 + STOP_GRACE_MS); /* no raise after this */
     atomic_store(&srv->stopping, 1);
     /* The socket stops listening once this and every thread's duplicate are closed. */
     close(srv->listen_fd);
@@ -369,7 +397,8 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    if (check_data_dir(&srv->cfg) != 0 || open_counter(srv) != 0 || open_listener(srv) != 0)
+    if (check_data_dir(&srv->cfg) != 0 || open_counter(srv) != 0 || open_replicas(srv) != 0 ||
+        open_listener(srv) != 0)
         return 1;
     setup_h2o(srv);
     /* From here on the log thread writes the access log and this thread's lines to stdout
@@ -379,6 +408,8 @@ int main(int argc, char **argv)
         err = committer_start(srv->committer);
     if (err == 0)
         err = start_workers(srv);
+    if (err == 0)
+        err = exchange_start(srv->exchange);
     if (err != 0) {
         log_error("cannot start threads: %s", strerror(-err));
         return 1;

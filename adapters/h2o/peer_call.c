@@ -1,15 +1,15 @@
-/* peer_call.c: GET /visits of one peer, with libh2o's HTTP/1 client. */
+/* peer_call.c: GET /slots of one peer, with libh2o's HTTP/1 client. */
 #include "peer_call.h"
 
-#include "json.h"
 #include "log.h" /* SERVER_NAME */
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <visits.h>
 
-#define PEER_BODY_MAX 4096 /* a /visits answer is under 300 bytes */
+#define PEER_BODY_MAX SLOTS_BODY_MAX
 
 static const char *const outcome_names[PEER_OUTCOME_COUNT] = {
     [PEER_OK] = "ok",
@@ -20,6 +20,7 @@ static const char *const outcome_names[PEER_OUTCOME_COUNT] = {
     [PEER_BAD_BODY] = "bad_body",
     [PEER_TOO_LARGE] = "too_large",
     [PEER_CANCELLED] = "cancelled",
+    [PEER_LOCAL_ERROR] = "local_error",
 };
 
 const char *peer_outcome_name(int outcome)
@@ -84,9 +85,9 @@ static int on_body(h2o_http1client_t *client, const char *errstr)
         return -1;
     }
     char err[200];
-    if (peer_answer_parse(pc->body.data != 0 ? pc->body.data : "", pc->body.len, &pc->visits,
-                          pc->pod, sizeof(pc->pod), err, sizeof(err)) != 0) {
-        call_done(pc, PEER_BAD_BODY, "bad answer to GET /visits: %s", err);
+    if (slotwire_parse(pc->body.data != NULL ? pc->body.data : "", pc->body.len, &pc->answer, err,
+                       sizeof(err)) != 0) {
+        call_done(pc, PEER_BAD_BODY, "bad answer to GET /slots: %s", err);
         return -1;
     }
     call_done(pc, PEER_OK, NULL);
@@ -122,7 +123,7 @@ static h2o_http1client_body_cb on_head(h2o_http1client_t *client, const char *er
         return NULL;
     }
     if (errstr == h2o_http1client_error_is_eos) {
-        call_done(pc, PEER_BAD_BODY, "bad answer to GET /visits: empty response");
+        call_done(pc, PEER_BAD_BODY, "bad answer to GET /slots: empty response");
         return NULL;
     }
     for (size_t i = 0; i < num_headers; i++) {
@@ -142,14 +143,19 @@ static h2o_http1client_head_cb on_connect(h2o_http1client_t *client, const char 
                                           h2o_iovec_t **reqbufs, size_t *reqbufcnt,
                                           int *method_is_head)
 {
+    int saved = errno; /* libh2o's "socket create error" leaves socket()'s errno */
     struct peer_call *pc = client->data;
     if (errstr != NULL) {
-        if (is_timeout(errstr))
+        int create = strcmp(errstr, "socket create error") == 0;
+        if (create && (saved == EMFILE || saved == ENFILE || saved == ENOBUFS || saved == ENOMEM))
+            call_done(pc, PEER_LOCAL_ERROR, "cannot create a socket: %s", strerror(saved));
+        else if (is_timeout(errstr))
             timeout_done(pc);
+        else if (create && saved != 0)
+            call_done(pc, PEER_CONNECT_ERROR, "cannot connect: %s", strerror(saved));
         else
             call_done(pc, PEER_CONNECT_ERROR, "cannot connect: %s",
-                      strcmp(errstr, "socket create error") == 0 ||
-                              strcmp(errstr, "connection failure") == 0
+                      create || strcmp(errstr, "connection failure") == 0
                           ? "connection refused or host unreachable"
                           : errstr);
         return NULL;
@@ -164,11 +170,12 @@ void peer_call_start(struct peer_call *pc, h2o_http1client_ctx_t *ctx, unsigned 
 {
     pc->timeout_ms = timeout_ms;
     int len = snprintf(pc->request, sizeof(pc->request),
-                       "GET /visits HTTP/1.1\r\nHost: %s\r\nAccept: application/json\r\n"
+                       "GET /slots HTTP/1.1\r\nHost: %s\r\nAccept: application/json\r\n"
                        "User-Agent: " SERVER_NAME "/" VISITS_VERSION_STRING
-                       " (cluster view)\r\nConnection: close\r\n\r\n",
+                       " (exchange)\r\nConnection: close\r\n\r\n",
                        pc->target.label);
     pc->reqvec = h2o_iovec_init(pc->request, (size_t)len);
+    errno = 0; /* what on_connect finds if socket() fails now */
     h2o_http1client_connect(&pc->client, pc, ctx,
                             h2o_iovec_init(pc->target.host, strlen(pc->target.host)),
                             pc->target.port, 0, on_connect);

@@ -1,13 +1,15 @@
 /*
- * peer_call.h: one GET /visits to a peer, with libh2o's asynchronous HTTP/1 client, on
- * the calling event loop. The answer is read with a size limit and a strict JSON reader
- * (json.h): whatever the peer sends or does, the call ends with an outcome and, unless it
- * is PEER_OK, a message saying what went wrong.
+ * peer_call.h: one GET /slots to a peer, with libh2o's asynchronous HTTP/1 client, on
+ * the calling event loop. The answer is read with a size limit and read all or nothing
+ * (slotwire.h): whatever the peer sends or does, the call ends with an outcome and, unless
+ * it is PEER_OK, a message saying what went wrong. A failure of this server's own (no
+ * descriptor left for a socket) is named as such, not blamed on the peer.
  */
 #ifndef VISITS_PEER_CALL_H
 #define VISITS_PEER_CALL_H
 
 #include "resolver.h"
+#include "slotwire.h"
 #include "text.h"
 
 #include <h2o.h>
@@ -23,6 +25,7 @@ enum peer_outcome {
     PEER_BAD_BODY,
     PEER_TOO_LARGE,
     PEER_CANCELLED,
+    PEER_LOCAL_ERROR, /* this server could not make the request (e.g. out of descriptors) */
     PEER_OUTCOME_COUNT
 };
 /* "ok", "timeout", ...: a metrics label. */
@@ -35,10 +38,9 @@ struct peer_call {
     void *data;
     /* the result */
     int done;
-    int outcome;     /* enum peer_outcome */
-    uint64_t visits; /* PEER_OK: the peer's answer */
-    char pod[254];
-    char error[256]; /* otherwise: what went wrong */
+    int outcome;                /* enum peer_outcome */
+    struct slots_answer answer; /* PEER_OK: the peer's answer (slotwire_free it) */
+    char error[256];            /* otherwise: what went wrong */
     /* the call's own */
     h2o_http1client_t *client; /* while libh2o's client is alive */
     unsigned timeout_ms;

@@ -9,6 +9,7 @@ const struct route routes[ROUTE_COUNT] = {
     [ROUTE_ROOT] = {"/", GET_HEAD, "visit"},
     [ROUTE_VISITS] = {"/visits", GET_HEAD, "count"},
     [ROUTE_CLUSTER] = {"/cluster", GET_HEAD, "cluster"},
+    [ROUTE_SLOTS] = {"/slots", GET_HEAD, "exchange"},
     [ROUTE_HEALTH] = {"/health", GET_HEAD, "liveness"},
     [ROUTE_READY] = {"/ready", GET_HEAD, "readiness"},
     [ROUTE_METRICS] = {"/metrics", GET_HEAD, "metrics"},

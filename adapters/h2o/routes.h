@@ -12,6 +12,7 @@ enum route_id {
     ROUTE_ROOT,
     ROUTE_VISITS,
     ROUTE_CLUSTER,
+    ROUTE_SLOTS,
     ROUTE_HEALTH,
     ROUTE_READY,
     ROUTE_METRICS,
