@@ -2,6 +2,8 @@
  * test_concurrency.c: one handle shared by threads, and handles in several processes
  * on one file (counter.c + lock.c). No increment is lost, no value is returned twice,
  * the file ends with the exact total, and group commit batches concurrent callers.
+ * visits_raise from threads and processes on one file ends at the largest floor asked,
+ * never lower, and the file never goes back meanwhile (the replicas of visits-server).
  */
 #include "util.h"
 
@@ -275,12 +277,217 @@ static void test_processes(void **state)
     tu_assert_no_temps(fx->dir);
 }
 
+/* ---- raise to at least, from threads and processes ------------------------------------- */
+
+#define RAISE_PROCS 4
+#define RAISE_THREADS 2
+#define RAISE_CALLS 300
+
+struct raiser {
+    visits_counter *c;
+    unsigned seed;
+    uint64_t max_floor; /* the largest floor this thread asked for */
+    int rc;
+    int bad; /* a returned value below its floor, or below one returned before */
+    int start_fd;
+};
+
+/* Floors that mostly climb but often fall back below what the file holds already, with
+ * the top of the range (UINT64_MAX - small) now and then. */
+static uint64_t next_floor(unsigned *seed, size_t i)
+{
+    uint64_t r = (uint64_t)rand_r(seed);
+    switch (r % 8) {
+    case 0:
+        return r % 50; /* far below */
+    case 1:
+        return i < RAISE_CALLS - 10 ? (uint64_t)i * 1000 : UINT64_MAX - (r % 1000);
+    default:
+        return (uint64_t)i * 1000 + r % 5000;
+    }
+}
+
+static void *raiser_main(void *p)
+{
+    struct raiser *w = p;
+    char b;
+    uint64_t last = 0, deadline = tu_now_ms() + DEADLINE_MS;
+    if (w->start_fd >= 0)
+        (void)!read(w->start_fd, &b, 1);
+    for (size_t i = 0; i < RAISE_CALLS && tu_now_ms() < deadline; i++) {
+        uint64_t floor = next_floor(&w->seed, i), v = 0;
+        int rc = visits_raise(w->c, floor, &v);
+        if (rc != 0) {
+            w->rc = rc;
+            return NULL;
+        }
+        if (floor > w->max_floor)
+            w->max_floor = floor;
+        if (v < floor || v < last)
+            w->bad++;
+        last = v;
+    }
+    return NULL;
+}
+
+/* Child of test_raise_processes: RAISE_THREADS raisers on one handle; writes the largest
+ * floor it asked for to out. Exit code 0 on success. */
+static int raise_proc_main(const char *path, const char *out, unsigned seed, int start_fd)
+{
+    visits_counter *c = NULL;
+    if (visits_open(path, NULL, &c) != 0)
+        return 10;
+    struct raiser w[RAISE_THREADS];
+    pthread_t th[RAISE_THREADS];
+    for (int i = 0; i < RAISE_THREADS; i++) {
+        w[i] = (struct raiser){.c = c, .seed = seed * 31 + (unsigned)i, .start_fd = start_fd};
+        if (pthread_create(&th[i], NULL, raiser_main, &w[i]) != 0)
+            return 11;
+    }
+    uint64_t max = 0;
+    int bad = 0;
+    for (int i = 0; i < RAISE_THREADS; i++) {
+        pthread_join(th[i], NULL);
+        if (w[i].rc != 0 || w[i].bad != 0) {
+            fprintf(stderr,
+                    "child %d thread %d: rc %d, %d values below their floor or going "
+                    "back\n",
+                    (int)getpid(), i, w[i].rc, w[i].bad);
+            bad = 1;
+        }
+        if (w[i].max_floor > max)
+            max = w[i].max_floor;
+    }
+    if (visits_close(c) != 0)
+        return 12;
+    if (bad)
+        return 13;
+    int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0 || write(fd, &max, sizeof max) != (ssize_t)sizeof max || close(fd) != 0)
+        return 14;
+    return 0;
+}
+
+/* A reader of the file while the raisers run: it must never see a value go back. */
+static int watch_file(const char *path, int stop_fd)
+{
+    uint64_t last = 0, v = 0;
+    for (uint64_t deadline = tu_now_ms() + DEADLINE_MS; tu_now_ms() < deadline;) {
+        int exists = 0;
+        if (visits_read_file(path, &v, &exists) != 0)
+            return 20;
+        if (v < last) {
+            fprintf(stderr, "watcher: the file went back from %" PRIu64 " to %" PRIu64 "\n", last,
+                    v);
+            return 21;
+        }
+        last = v;
+        char b;
+        if (read(stop_fd, &b, 1) == 0)
+            return 0; /* the parent closed the pipe: done */
+    }
+    return 22;
+}
+
+static void test_raise_threads(void **state)
+{
+    struct tu_fixture *fx = *state;
+    visits_counter *c = NULL;
+    assert_int_equal(visits_open(fx->path, NULL, &c), 0);
+    struct raiser w[8];
+    pthread_t th[8];
+    uint64_t max = 0;
+    for (int i = 0; i < 8; i++) {
+        w[i] = (struct raiser){.c = c, .seed = 7u + (unsigned)i, .start_fd = -1};
+        assert_int_equal(pthread_create(&th[i], NULL, raiser_main, &w[i]), 0);
+    }
+    for (int i = 0; i < 8; i++) {
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+        assert_int_equal(w[i].rc, 0);
+        assert_int_equal(w[i].bad, 0);
+        if (w[i].max_floor > max)
+            max = w[i].max_floor;
+    }
+    uint64_t v = 0;
+    assert_int_equal(visits_read(c, &v), 0);
+    assert_int_equal(v, max);
+    assert_int_equal(visits_close(c), 0);
+    char expect[32];
+    snprintf(expect, sizeof expect, "%" PRIu64 "\n", max);
+    tu_assert_file_str(fx->path, expect);
+    tu_assert_no_temps(fx->dir);
+}
+
+static void test_raise_processes(void **state)
+{
+    struct tu_fixture *fx = *state;
+    char out[RAISE_PROCS][TU_PATH_MAX];
+    pid_t pids[RAISE_PROCS + 1];
+    int start[2], stop[2];
+    assert_int_equal(pipe(start), 0);
+    assert_int_equal(pipe(stop), 0);
+    assert_int_equal(fcntl(stop[0], F_SETFL, O_NONBLOCK), 0);
+    tu_write_file(fx->path, "5\n", 2, 0644); /* a floor below every later one */
+    for (int p = 0; p <= RAISE_PROCS; p++) {
+        if (p < RAISE_PROCS) {
+            char name[32];
+            snprintf(name, sizeof name, "max-%d", p);
+            tu_join(out[p], fx->dir, name);
+        }
+        fflush(NULL);
+        pids[p] = fork();
+        assert_true(pids[p] >= 0);
+        if (pids[p] == 0) {
+            close(start[1]);
+            close(stop[1]);
+            _exit(p < RAISE_PROCS ? raise_proc_main(fx->path, out[p], 1000u + (unsigned)p, start[0])
+                                  : watch_file(fx->path, stop[0]));
+        }
+    }
+    close(start[1]); /* go */
+    close(start[0]);
+    close(stop[0]);
+    int failed = 0;
+    uint64_t deadline = tu_now_ms() + DEADLINE_MS + 10000;
+    for (int p = 0; p <= RAISE_PROCS; p++) {
+        if (p == RAISE_PROCS)
+            close(stop[1]); /* the raisers are done: stop the watcher */
+        int status = 0;
+        pid_t r;
+        while ((r = waitpid(pids[p], &status, WNOHANG)) == 0 && tu_now_ms() < deadline)
+            tu_sleep_ms(5);
+        if (r == 0) {
+            kill(pids[p], 9);
+            waitpid(pids[p], &status, 0);
+        }
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+            fprintf(stderr, "%s %d: status 0x%x\n", p < RAISE_PROCS ? "raiser" : "watcher", p,
+                    status);
+            failed = 1;
+        }
+    }
+    assert_int_equal(failed, 0);
+    uint64_t max = 5;
+    for (int p = 0; p < RAISE_PROCS; p++) {
+        uint64_t m = 0;
+        assert_int_equal(tu_read_file(out[p], (char *)&m, sizeof m), (long)sizeof m);
+        assert_int_equal(unlink(out[p]), 0);
+        if (m > max)
+            max = m;
+    }
+    /* the largest floor any process asked for, exactly: never lower, never more */
+    char expect[32];
+    snprintf(expect, sizeof expect, "%" PRIu64 "\n", max);
+    tu_assert_file_str(fx->path, expect);
+    assert_true(max > UINT64_MAX - 1000); /* the top of the range was reached */
+    tu_assert_no_temps(fx->dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        TU_TEST(test_threads_always),
-        TU_TEST(test_threads_interval),
-        TU_TEST(test_processes),
+        TU_TEST(test_threads_always), TU_TEST(test_threads_interval), TU_TEST(test_processes),
+        TU_TEST(test_raise_threads),  TU_TEST(test_raise_processes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
