@@ -371,12 +371,14 @@ static int recovery_complete(struct exchange *x)
 static void end_recovery(struct exchange *x, int complete)
 {
     uint64_t took = clock_mono_ms() - x->start_ms;
-    size_t asked = 0, answered = 0;
-    for (size_t i = 0; i < x->ncalls; i++) {
-        if (is_self(x, x->calls[i].target.label))
+    size_t asked = 0, answered = 0, unresolved = 0;
+    for (size_t i = 0; i < x->view.npeers; i++) { /* the last round's peers (this thread's) */
+        if (x->view.peers[i].unresolved) {
+            unresolved++;
             continue;
+        }
         asked++;
-        answered += recovered_has(x, x->calls[i].target.label);
+        answered += recovered_has(x, x->view.peers[i].address);
     }
     if (complete)
         log_info("recovery: every peer answered (%zu) within %" PRIu64 " ms; slot %s = %" PRIu64
@@ -386,7 +388,7 @@ static void end_recovery(struct exchange *x, int complete)
         log_error("recovery incomplete after %" PRIu64 " ms (--recover-ms): %zu of %zu peer(s) "
                   "answered%s; ready with slot %s = %" PRIu64
                   " (a peer that answers later still raises it)",
-                  took, answered, asked, x->nproblems != 0 ? ", some names did not resolve" : "",
+                  took, answered, asked, unresolved != 0 ? ", some names did not resolve" : "",
                   replicas_own_id(x->cfg.replicas), committer_value(x->cfg.committer));
     x->recovering = 0;
     for (size_t i = 0; i < x->nrecovered; i++)
@@ -586,6 +588,8 @@ static void *exchange_main(void *arg)
 
 int exchange_start(struct exchange *x)
 {
+    if (x->rcfg.nsources == 0)
+        return 0; /* no peers: nothing to exchange, no thread */
     x->loop = h2o_evloop_create();
     x->queue = h2o_multithread_create_queue(x->loop);
     h2o_multithread_register_receiver(x->queue, &x->getaddr_receiver,

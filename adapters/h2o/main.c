@@ -331,11 +331,13 @@ static void log_startup(struct server *srv)
     char sync[32];
     int v6 = strchr(srv->cfg.bind, ':') != NULL;
     log_info("listening on http://%s%s%s:%u (threads %u, sync %s, counter %s = %llu, pod %s, "
-             "version %s, libvisits %s, libh2o %s)",
+             "slot %s%s, version %s, libvisits %s, libh2o %s)",
              v6 ? "[" : "", srv->cfg.bind, v6 ? "]" : "", srv->port, srv->cfg.threads,
              config_sync_name(&srv->cfg, sync, sizeof(sync)), srv->cfg.counter_path,
              (unsigned long long)committer_value(srv->committer), srv->cfg.pod_name,
-             VISITS_VERSION_STRING, visits_version_string(), H2O_VERSION);
+             replicas_own_id(srv->replicas),
+             replicas_new_volume(srv->replicas) ? " (new volume)" : "", VISITS_VERSION_STRING,
+             visits_version_string(), H2O_VERSION);
 }
 
 static int run_until_signal(struct server *srv, sigset_t *sigs)

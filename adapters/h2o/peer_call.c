@@ -64,7 +64,7 @@ static int on_body(h2o_http1client_t *client, const char *errstr)
     h2o_buffer_t *in = client->sock->input;
     if (in->size != 0) {
         if (pc->body.len + in->size > PEER_BODY_MAX) {
-            call_done(pc, PEER_TOO_LARGE, "response body over %d bytes", PEER_BODY_MAX);
+            call_done(pc, PEER_TOO_LARGE, "response body over %u bytes", PEER_BODY_MAX);
             return -1;
         }
         strbuf_add(&pc->body, in->bytes, in->size);
@@ -131,7 +131,7 @@ static h2o_http1client_body_cb on_head(h2o_http1client_t *client, const char *er
             continue;
         size_t len = h2o_strtosize(headers[i].value.base, headers[i].value.len);
         if (len != SIZE_MAX && len > PEER_BODY_MAX) {
-            call_done(pc, PEER_TOO_LARGE, "response body of %zu bytes (limit %d)", len,
+            call_done(pc, PEER_TOO_LARGE, "response body of %zu bytes (limit %u)", len,
                       PEER_BODY_MAX);
             return NULL;
         }

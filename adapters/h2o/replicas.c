@@ -32,7 +32,8 @@ struct handle {
 };
 
 struct replicas {
-    char *dir; /* DATA_DIR/slots */
+    char *dir;   /* DATA_DIR/slots */
+    int created; /* the volume id was made at this start */
     char volume[SLOT_VOLUME_LEN + 1];
     char own[SLOT_ID_MAX + 1];
 
@@ -155,7 +156,6 @@ int replicas_open(struct replicas **out, const char *data_dir, const char *pod, 
 {
     *out = NULL;
     struct replicas *r = calloc(1, sizeof(*r));
-    int created = 0;
     if (r == NULL || (r->dir = join(data_dir, REPLICAS_DIR)) == NULL) {
         free(r);
         snprintf(err, errsize, "out of memory");
@@ -164,7 +164,7 @@ int replicas_open(struct replicas **out, const char *data_dir, const char *pod, 
     pthread_mutex_init(&r->mu, NULL);
     slotmap_init(&r->table);
     atomic_init(&r->failures, 0);
-    if (volume_id_load(data_dir, r->volume, &created, err, errsize) != 0)
+    if (volume_id_load(data_dir, r->volume, &r->created, err, errsize) != 0)
         goto Error;
     if (slot_id_make(pod, r->volume, r->own) != 0) {
         snprintf(err, errsize, "pod name '%s' cannot name a slot", pod);
@@ -172,14 +172,16 @@ int replicas_open(struct replicas **out, const char *data_dir, const char *pod, 
     }
     if (make_dir(data_dir, r->dir, err, errsize) != 0 || load(r, err, errsize) != 0)
         goto Error;
-    if (created)
-        log_info("%s/" VOLUME_ID_FILE ": new volume %s: this pod counts into slot %s", data_dir,
-                 r->volume, r->own);
     *out = r;
     return 0;
 Error:
     replicas_close(r);
     return -1;
+}
+
+int replicas_new_volume(const struct replicas *r)
+{
+    return r->created;
 }
 
 const char *replicas_own_id(const struct replicas *r)

@@ -24,9 +24,11 @@ struct replicas;
 /* Opens the slots of data_dir for pod: reads (or makes) the volume id, makes
  * DATA_DIR/slots when missing and reads every replica in it. A replica that cannot be read
  * (a corrupt file) refuses the start: 0, or -1 with the file, the reason and the fix in
- * err. Lines about what was found (a new volume, files ignored) go to the log. */
+ * err. Files in DATA_DIR/slots that are no replica are left alone (a line on stderr). */
 int replicas_open(struct replicas **out, const char *data_dir, const char *pod, char *err,
                   size_t errsize);
+/* 1 when the volume id was made at this start (a new volume: a new slot). */
+int replicas_new_volume(const struct replicas *r);
 /* The own slot's id, "POD.VOLUMEID", and the volume id. */
 const char *replicas_own_id(const struct replicas *r);
 const char *replicas_volume(const struct replicas *r);

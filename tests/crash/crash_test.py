@@ -331,9 +331,17 @@ def check_image(rig, img, ack, final, idx, stats):
     d = os.path.join(rig.check, "d")
     names = sorted(os.listdir(d)) if os.path.isdir(d) else []
     temps = [n for n in names if TEMP_RE.match(n)]
-    others = [n for n in names if n not in (COUNTER, f".{COUNTER}.lock") and n not in temps]
+    # visits-server's data directory also holds its volume id (made once: valid or absent
+    # in every image, a temp of it at most) and the replicas of other pods' slots
+    others = [n for n in names if n not in (COUNTER, f".{COUNTER}.lock", "volume-id", "slots")
+              and n not in temps and not n.startswith(".volume-id.tmp-")]
     if others:
         raise Failure(f"{where}: unexpected files in the counter directory: {others}")
+    if "volume-id" in names:
+        with open(os.path.join(d, "volume-id"), "rb") as f:
+            vid = f.read()
+        if re.fullmatch(rb"[0-9a-f]{16}\n", vid) is None:
+            raise Failure(f"{where}: torn or corrupt volume-id: {vid!r}")
     path = os.path.join(d, COUNTER)
     if COUNTER in names:
         with open(path, "rb") as f:

@@ -9,9 +9,10 @@ import subprocess
 from harness import NOBODY, SERVER, ServerTest, require, run_tests
 
 ROUTES = ("/ GET,HEAD visit\n/visits GET,HEAD count\n/cluster GET,HEAD cluster\n"
-          "/health GET,HEAD liveness\n/ready GET,HEAD readiness\n/metrics GET,HEAD metrics\n")
+          "/slots GET,HEAD exchange\n/health GET,HEAD liveness\n/ready GET,HEAD readiness\n/metrics GET,HEAD metrics\n")
 ENV_NAMES = ("PORT", "VISITS_BIND", "VISITS_DATA_DIR", "VISITS_THREADS", "VISITS_SYNC",
-             "POD_NAME", "VISITS_PEERS", "VISITS_PEERS_DNS", "VISITS_PEER_TIMEOUT_MS")
+             "POD_NAME", "VISITS_PEERS", "VISITS_PEERS_DNS", "VISITS_PEER_TIMEOUT_MS",
+             "VISITS_SYNC_PEERS_MS", "VISITS_RECOVER_MS")
 
 
 def clean_env(**extra):
@@ -37,7 +38,8 @@ class Informational(ServerTest):
                      "--data-dir DIR", "(default /data)", "--threads N", "CPU count",
                      "--sync MODE", "always | interval:MS", "--pod-name NAME", "hostname",
                      "--peers LIST", "--peers-dns NAME:PORT", "--peer-timeout-ms N",
-                     "(default 500)", "--print-routes", "--version") + ENV_NAMES:
+                     "(default 500)", "--sync-peers-ms N", "(default 1000)", "--recover-ms N",
+                     "(default 5000)", "--print-routes", "--version") + ENV_NAMES:
             self.assertIn(text, out)
 
     def test_version(self):
@@ -96,8 +98,9 @@ class Startup(ServerTest):
         srv = self.start(threads=2)
         line = srv.stdout().splitlines()[0]
         self.assertRegex(line, r"^visits-server: listening on http://127\.0\.0\.1:\d+ \(threads 2,"
-                               r" sync always, counter %s = 0, pod %s, version "
-                               % (self.counter, socket.gethostname()))
+                               r" sync always, counter %s = 0, pod %s, slot %s\.[0-9a-f]{16} \(new volume\),"
+                               r" version " % (self.counter, socket.gethostname(),
+                                               socket.gethostname()))
         self.assertEqual(srv.get_json("/visits")[1]["pod"], socket.gethostname())
         self.stop_ok(srv)
 

@@ -6,8 +6,8 @@ import json
 from harness import H2Client, ServerTest, parse_responses, raw_exchange, run_tests
 
 JSON = "application/json"
-ROUTES = {"/": "visit", "/visits": "count", "/cluster": "cluster", "/health": "liveness",
-          "/ready": "readiness", "/metrics": "metrics"}
+ROUTES = {"/": "visit", "/visits": "count", "/cluster": "cluster", "/slots": "exchange",
+          "/health": "liveness", "/ready": "readiness", "/metrics": "metrics"}
 
 
 class Routes(ServerTest):
