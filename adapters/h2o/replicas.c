@@ -164,12 +164,8 @@ int replicas_open(struct replicas **out, const char *data_dir, const char *pod, 
     pthread_mutex_init(&r->mu, NULL);
     slotmap_init(&r->table);
     atomic_init(&r->failures, 0);
-    if (volume_id_load(data_dir, r->volume, &r->created, err, errsize) != 0)
+    if (volume_load(data_dir, pod, r->volume, r->own, &r->created, err, errsize) != 0)
         goto Error;
-    if (slot_id_make(pod, r->volume, r->own) != 0) {
-        snprintf(err, errsize, "pod name '%s' cannot name a slot", pod);
-        goto Error;
-    }
     if (make_dir(data_dir, r->dir, err, errsize) != 0 || load(r, err, errsize) != 0)
         goto Error;
     *out = r;

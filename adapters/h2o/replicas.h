@@ -1,9 +1,9 @@
 /*
  * replicas.h: this pod's copy of the cluster's count. DATA_DIR/volume-id names the
- * volume, so the own slot is POD.VOLUMEID, counted in DATA_DIR/visits (the committer's
- * counter). Every other slot this pod has heard of is a replica: a plain counter file
- * DATA_DIR/slots/POD.VOLUMEID (`cat` reads it), written through libvisits and only ever
- * raised (visits_raise), so that what this pod has shown of the cluster never goes back,
+ * volume, so the own slot is POD.VOLUMEID (DATA_DIR/slot-id, volume.h), counted in
+ * DATA_DIR/visits (the committer's counter). Every other slot this pod has heard of is a replica: a
+ * plain counter file DATA_DIR/slots/POD.VOLUMEID (`cat` reads it), written through libvisits and
+ * only ever raised (visits_raise), so that what this pod has shown of the cluster never goes back,
  * across restarts too.
  *
  * One thread raises the replicas (the exchange); any thread reads them, never waiting
@@ -21,7 +21,7 @@
 
 struct replicas;
 
-/* Opens the slots of data_dir for pod: reads (or makes) the volume id, makes
+/* Opens the slots of data_dir for pod: reads (or makes) the volume and slot ids, makes
  * DATA_DIR/slots when missing and reads every replica in it. A replica that cannot be read
  * (a corrupt file) refuses the start: 0, or -1 with the file, the reason and the fix in
  * err. Files in DATA_DIR/slots that are no replica are left alone (a line on stderr). */

@@ -1,4 +1,4 @@
-/* volume.c: DATA_DIR/volume-id, read or made once. */
+/* volume.c: DATA_DIR/volume-id and DATA_DIR/slot-id, each made once and never rewritten. */
 #include "volume.h"
 
 #include "slotid.h"
@@ -11,22 +11,22 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define CORRUPT_FIX                                                                                \
-    "refusing to start; restore the file (the other pods keep this volume's slot as "              \
-    "POD.VOLUMEID: GET /cluster on one of them, or 'visitsctl slots' on its data directory, "      \
-    "shows it) with: printf '%%s\\n' VOLUMEID > %s. Do not delete it: a new id would count "       \
-    "this volume's visits a second time"
+#define VOLUME_FIX                                                                                 \
+    "restore the file (the other pods keep this volume's slot as POD.VOLUMEID: GET /cluster "      \
+    "on one of them, or 'visitsctl slots' on its data directory, shows it) with: printf "          \
+    "'%%s\\n' VOLUMEID > %s. Do not delete it: a new id would count this volume's visits a "       \
+    "second time"
 
-/* 0 and the id, -ENOENT when there is no file, another -errno, or 1 when it is corrupt. */
-static int read_id(int dirfd, char id[17])
+/* Reads dirfd/name (at most size - 1 bytes) into buf, NUL-terminated: its length, or
+ * -errno (-ENOENT when missing, -EFBIG when longer). */
+static ssize_t read_small(int dirfd, const char *name, char *buf, size_t size)
 {
-    char buf[64];
-    int fd = openat(dirfd, VOLUME_ID_FILE, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0)
         return -errno;
-    ssize_t n;
     size_t len = 0;
-    while ((n = read(fd, buf + len, sizeof(buf) - len)) != 0) {
+    for (;;) {
+        ssize_t n = read(fd, buf + len, size - len);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
@@ -34,18 +34,17 @@ static int read_id(int dirfd, char id[17])
             close(fd);
             return err;
         }
-        len += (size_t)n;
-        if (len == sizeof(buf))
+        if (n == 0)
             break;
+        len += (size_t)n;
+        if (len == size) {
+            close(fd);
+            return -EFBIG;
+        }
     }
     close(fd);
-    if (len == SLOT_VOLUME_LEN + 1 && buf[SLOT_VOLUME_LEN] == '\n')
-        len--;
-    if (!slot_volume_valid(buf, len))
-        return 1;
-    memcpy(id, buf, SLOT_VOLUME_LEN);
-    id[SLOT_VOLUME_LEN] = '\0';
-    return 0;
+    buf[len] = '\0';
+    return (ssize_t)len;
 }
 
 static int write_all(int fd, const char *p, size_t len)
@@ -62,26 +61,13 @@ static int write_all(int fd, const char *p, size_t len)
     return 0;
 }
 
-/* Makes a new id and links it to the name: 0, -EEXIST (someone else made one first), or
- * another -errno with what failed in *what. */
-static int create_id(int dirfd, char id[17], const char **what)
+/* Makes dirfd/name with the len bytes of data, unless it exists: a temp file, written and
+ * fsynced, linked to the name (link never replaces a file another process made meanwhile),
+ * the directory fsynced. 0, -EEXIST, or another -errno with what failed in *what. */
+static int write_once(int dirfd, const char *name, const char *data, size_t len, const char **what)
 {
-    static const char hex[] = "0123456789abcdef";
-    unsigned char rnd[SLOT_VOLUME_LEN / 2];
-    char tmp[64], line[SLOT_VOLUME_LEN + 1];
-    ssize_t got;
-    while ((got = getrandom(rnd, sizeof(rnd), 0)) < 0 && errno == EINTR)
-        ;
-    if (got != (ssize_t)sizeof(rnd)) {
-        *what = "getrandom";
-        return got < 0 ? -errno : -EIO;
-    }
-    for (size_t i = 0; i < sizeof(rnd); i++) {
-        line[2 * i] = hex[rnd[i] >> 4];
-        line[2 * i + 1] = hex[rnd[i] & 15];
-    }
-    line[SLOT_VOLUME_LEN] = '\n';
-    snprintf(tmp, sizeof(tmp), "." VOLUME_ID_FILE ".tmp-%ld", (long)getpid());
+    char tmp[64];
+    snprintf(tmp, sizeof(tmp), ".%s.tmp-%ld", name, (long)getpid());
     unlinkat(dirfd, tmp, 0); /* ours from an earlier run that died: same pid, same name */
     int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
     int err = 0;
@@ -89,13 +75,13 @@ static int create_id(int dirfd, char id[17], const char **what)
         *what = "create a temp file";
         return -errno;
     }
-    if ((err = write_all(fd, line, sizeof(line))) != 0)
+    if ((err = write_all(fd, data, len)) != 0)
         *what = "write";
     else if (fsync(fd) != 0)
         *what = "fsync", err = -errno;
     if (close(fd) != 0 && err == 0)
         *what = "close", err = -errno;
-    if (err == 0 && linkat(dirfd, tmp, dirfd, VOLUME_ID_FILE, 0) != 0) {
+    if (err == 0 && linkat(dirfd, tmp, dirfd, name, 0) != 0) {
         err = -errno;
         *what = "link";
     }
@@ -104,52 +90,133 @@ static int create_id(int dirfd, char id[17], const char **what)
         *what = "fsync the directory";
         err = -errno;
     }
-    if (err == 0) {
-        memcpy(id, line, SLOT_VOLUME_LEN);
-        id[SLOT_VOLUME_LEN] = '\0';
-    }
     return err;
 }
 
-int volume_id_load(const char *data_dir, char id[17], int *created, char *err, size_t errsize)
+static int new_id(char line[SLOT_VOLUME_LEN + 1])
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char rnd[SLOT_VOLUME_LEN / 2];
+    ssize_t got;
+    while ((got = getrandom(rnd, sizeof(rnd), 0)) < 0 && errno == EINTR)
+        ;
+    if (got != (ssize_t)sizeof(rnd))
+        return got < 0 ? -errno : -EIO;
+    for (size_t i = 0; i < sizeof(rnd); i++) {
+        line[2 * i] = hex[rnd[i] >> 4];
+        line[2 * i + 1] = hex[rnd[i] & 15];
+    }
+    line[SLOT_VOLUME_LEN] = '\n';
+    return 0;
+}
+
+/* DATA_DIR/volume-id into id: 0, or -1 with the message. */
+static int load_volume(int dirfd, const char *path, char id[17], int *created, char *err,
+                       size_t errsize)
+{
+    char buf[64];
+    ssize_t len = read_small(dirfd, VOLUME_ID_FILE, buf, sizeof(buf));
+    if (len == -ENOENT) {
+        char line[SLOT_VOLUME_LEN + 1];
+        const char *what = "getrandom";
+        int rc = new_id(line);
+        if (rc == 0)
+            rc = write_once(dirfd, VOLUME_ID_FILE, line, sizeof(line), &what);
+        if (rc == 0) {
+            memcpy(id, line, SLOT_VOLUME_LEN);
+            id[SLOT_VOLUME_LEN] = '\0';
+            *created = 1;
+            return 0;
+        }
+        if (rc != -EEXIST) { /* EEXIST: another process made it first; that one is the id */
+            snprintf(err, errsize, "%s: cannot make the volume id (%s): %s", path, what,
+                     strerror(-rc));
+            return -1;
+        }
+        len = read_small(dirfd, VOLUME_ID_FILE, buf, sizeof(buf));
+    }
+    if (len < 0 && len != -EFBIG) {
+        snprintf(err, errsize, "%s: cannot read the volume id: %s", path, strerror((int)-len));
+        return -1;
+    }
+    if (len == SLOT_VOLUME_LEN + 1 && buf[SLOT_VOLUME_LEN] == '\n')
+        len--;
+    if (len < 0 || !slot_volume_valid(buf, (size_t)len)) {
+        snprintf(err, errsize,
+                 "%s: corrupt volume id (expected 16 lowercase hex digits and a newline): "
+                 "refusing to start; " VOLUME_FIX,
+                 path, path);
+        return -1;
+    }
+    memcpy(id, buf, SLOT_VOLUME_LEN);
+    id[SLOT_VOLUME_LEN] = '\0';
+    return 0;
+}
+
+/* DATA_DIR/slot-id: made with own, or checked to be own. 0, or -1 with the message. */
+static int pin_slot(int dirfd, const char *path, const char *own, char *err, size_t errsize)
+{
+    char line[SLOT_ID_MAX + 2], buf[SLOT_ID_MAX + 8];
+    size_t n = (size_t)snprintf(line, sizeof(line), "%s\n", own);
+    ssize_t len = read_small(dirfd, SLOT_ID_FILE, buf, sizeof(buf));
+    if (len == -ENOENT) {
+        const char *what = "";
+        int rc = write_once(dirfd, SLOT_ID_FILE, line, n, &what);
+        if (rc == 0)
+            return 0;
+        if (rc != -EEXIST) {
+            snprintf(err, errsize, "%s: cannot record the slot id (%s): %s", path, what,
+                     strerror(-rc));
+            return -1;
+        }
+        len = read_small(dirfd, SLOT_ID_FILE, buf, sizeof(buf));
+    }
+    if (len < 0 && len != -EFBIG) {
+        snprintf(err, errsize, "%s: cannot read the slot id: %s", path, strerror((int)-len));
+        return -1;
+    }
+    char why[200];
+    if (len < 2 || buf[len - 1] != '\n' ||
+        slot_id_parse(buf, (size_t)len - 1, NULL, NULL, why, sizeof(why)) != 0) {
+        snprintf(err, errsize,
+                 "%s: corrupt slot id (expected POD.VOLUMEID and a newline): refusing to "
+                 "start; write it again with: printf '%%s\\n' %s > %s",
+                 path, own, path);
+        return -1;
+    }
+    buf[len - 1] = '\0';
+    if (strcmp(buf, own) != 0) {
+        snprintf(err, errsize,
+                 "%s: this volume counts as slot %s, but this pod would make it %s (its name "
+                 "changed, or the volume came from another pod): refusing to start, as its "
+                 "visits would count twice; give the pod its name back (--pod-name, POD_NAME), "
+                 "or mount this volume on that pod",
+                 path, buf, own);
+        return -1;
+    }
+    return 0;
+}
+
+int volume_load(const char *data_dir, const char *pod, char id[17], char own[SLOT_ID_MAX + 1],
+                int *created, char *err, size_t errsize)
 {
     const char *sep = data_dir[strlen(data_dir) - 1] == '/' ? "" : "/";
-    char path[4200];
-    snprintf(path, sizeof(path), "%s%s" VOLUME_ID_FILE, data_dir, sep);
-    if (created != NULL)
-        *created = 0;
+    char vpath[4200], spath[4200];
+    snprintf(vpath, sizeof(vpath), "%s%s" VOLUME_ID_FILE, data_dir, sep);
+    snprintf(spath, sizeof(spath), "%s%s" SLOT_ID_FILE, data_dir, sep);
+    *created = 0;
     int dirfd = open(data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dirfd < 0) {
         snprintf(err, errsize, "%s: cannot open the data directory: %s", data_dir, strerror(errno));
         return -1;
     }
-    int rc = read_id(dirfd, id);
-    if (rc == -ENOENT) {
-        const char *what = "";
-        rc = create_id(dirfd, id, &what);
-        if (rc == -EEXIST) { /* another process made it first: that one is the id */
-            rc = read_id(dirfd, id);
-        } else if (rc == 0) {
-            if (created != NULL)
-                *created = 1;
-        } else {
-            snprintf(err, errsize, "%s: cannot make the volume id (%s): %s", path, what,
-                     strerror(-rc));
-            close(dirfd);
-            return -1;
-        }
+    int rc = load_volume(dirfd, vpath, id, created, err, errsize);
+    if (rc == 0 && slot_id_make(pod, id, own) != 0) {
+        snprintf(err, errsize, "pod name '%s' cannot name a slot", pod);
+        rc = -1;
     }
+    if (rc == 0)
+        rc = pin_slot(dirfd, spath, own, err, errsize);
     close(dirfd);
-    if (rc == 1) {
-        snprintf(
-            err, errsize,
-            "%s: corrupt volume id (expected 16 lowercase hex digits and a newline): " CORRUPT_FIX,
-            path, path);
-        return -1;
-    }
-    if (rc < 0) {
-        snprintf(err, errsize, "%s: cannot read the volume id: %s", path, strerror(-rc));
-        return -1;
-    }
-    return 0;
+    return rc;
 }

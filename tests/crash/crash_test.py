@@ -331,10 +331,12 @@ def check_image(rig, img, ack, final, idx, stats):
     d = os.path.join(rig.check, "d")
     names = sorted(os.listdir(d)) if os.path.isdir(d) else []
     temps = [n for n in names if TEMP_RE.match(n)]
-    # visits-server's data directory also holds its volume id (made once: valid or absent
-    # in every image, a temp of it at most) and the replicas of other pods' slots
-    others = [n for n in names if n not in (COUNTER, f".{COUNTER}.lock", "volume-id", "slots")
-              and n not in temps and not n.startswith(".volume-id.tmp-")]
+    # visits-server's data directory also holds its volume and slot ids (each made once:
+    # valid or absent in every image, a temp of it at most) and the replicas of other
+    # pods' slots
+    others = [n for n in names
+              if n not in (COUNTER, f".{COUNTER}.lock", "volume-id", "slot-id", "slots")
+              and n not in temps and not n.startswith((".volume-id.tmp-", ".slot-id.tmp-"))]
     if others:
         raise Failure(f"{where}: unexpected files in the counter directory: {others}")
     if "volume-id" in names:
@@ -342,6 +344,11 @@ def check_image(rig, img, ack, final, idx, stats):
             vid = f.read()
         if re.fullmatch(rb"[0-9a-f]{16}\n", vid) is None:
             raise Failure(f"{where}: torn or corrupt volume-id: {vid!r}")
+    if "slot-id" in names:
+        with open(os.path.join(d, "slot-id"), "rb") as f:
+            sid = f.read()
+        if re.fullmatch(rb"[a-z0-9.%-]+\.[0-9a-f]{16}\n", sid) is None:
+            raise Failure(f"{where}: torn or corrupt slot-id: {sid!r}")
     path = os.path.join(d, COUNTER)
     if COUNTER in names:
         with open(path, "rb") as f:

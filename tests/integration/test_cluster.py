@@ -512,7 +512,8 @@ class Recovery(ClusterTest):
         self.assertEqual(len(re.findall(r'<span class="bar"', html)), 1)
         self.stop_ok(srv)
         silent = self.fake("silent")
-        srv = self.start(args=["--peers", silent.address, "--recover-ms", "0"])
+        srv = self.start(args=["--pod-name", "solo", "--peers", silent.address,
+                               "--recover-ms", "0"])
         self.assertEqual(srv.request("GET", "/ready")[0], 200)
         self.stop_ok(srv)
 
@@ -653,35 +654,61 @@ class Slots(ClusterTest):
         self.assertEqual(os.stat(path).st_mode & 0o777, 0o644)
         self.assertIn(", pod web-0, slot web-0.%s (new volume), version"
                       % vid.decode().strip(), srv.stdout())
+        own = "web-0." + vid.decode().strip()
+        self.assertEqual(self.file_bytes(os.path.join(self.data, "slot-id")),
+                         own.encode() + b"\n")
         status, hdrs, body = srv.request("GET", "/slots")
         self.assertEqual((status, hdrs["content-type"]), (200, "application/json"))
-        own = "web-0." + vid.decode().strip()
         self.assertEqual(body, b'{"pod":"web-0","slot":"%s","slots":[{"slot":"%s","visits":7}]}\n'
                          % (own.encode(), own.encode()))
         self.stop_ok(srv)
-        # the same volume keeps its id; a name that needs escaping
-        srv = self.start(args=["--pod-name", "Caf\u00e9 1"])
+        # the same volume keeps its id and its slot
+        srv = self.start(args=["--pod-name", "web-0"])
         self.assertEqual(self.file_bytes(path), vid)
-        self.assertIn(", slot %%43af%%C3%%A9%%201.%s, version" % vid.decode().strip(),
+        self.assertIn(", slot %s, version" % own, srv.stdout())
+        self.stop_ok(srv)
+        # ... and under another pod name it would count twice: refused
+        rc, out, err = run(["--bind", "127.0.0.1", "--port", "0", "--data-dir", self.data,
+                            "--pod-name", "web-1"])
+        self.assertEqual(rc, 1, err)
+        self.assertIn("%s/slot-id: this volume counts as slot %s, but this pod would make it "
+                      "web-1.%s" % (self.data, own, vid.decode().strip()), err)
+        self.assertEqual(self.file_bytes(os.path.join(self.data, "slot-id")),
+                         own.encode() + b"\n")
+        # a name that needs escaping, on a new volume
+        other = os.path.join(self.tmp, "other")
+        os.mkdir(other)
+        srv = self.start(other, args=["--pod-name", "Caf\u00e9 1"])
+        vid2 = self.file_bytes(os.path.join(other, "volume-id")).decode().strip()
+        self.assertIn(", slot %%43af%%C3%%A9%%201.%s (new volume), version" % vid2,
                       srv.stdout())
-        self.assertEqual(cluster(srv)["slot"], "%43af%C3%A9%201." + vid.decode().strip())
+        self.assertEqual(cluster(srv)["slot"], "%43af%C3%A9%201." + vid2)
         self.stop_ok(srv)
 
     def test_corrupt_volume_id_or_replica_refuses_to_start(self):
         path = os.path.join(self.data, "volume-id")
+        args = ["--bind", "127.0.0.1", "--port", "0", "--data-dir", self.data, "--pod-name", "me"]
         for content in (b"", b"0123\n", b"0123456789ABCDEF\n", b"0123456789abcdef\n\n"):
             self.write_file(content, path)
-            rc, out, err = run(["--bind", "127.0.0.1", "--port", "0", "--data-dir", self.data])
+            rc, out, err = run(args)
             self.assertEqual(rc, 1, err)
             self.assertIn("%s: corrupt volume id (expected 16 lowercase hex digits and a "
                           "newline): refusing to start; restore the file" % path, err)
             self.assertIn("Do not delete it", err)
             self.assertEqual(self.file_bytes(path), content)
         self.write_file(b"0123456789abcdef\n", path)
+        slot_id = os.path.join(self.data, "slot-id")
+        self.write_file(b"me.0123456789abcdef", slot_id)  # no newline: torn
+        rc, out, err = run(args)
+        self.assertEqual(rc, 1, err)
+        self.assertIn("%s: corrupt slot id (expected POD.VOLUMEID and a newline): refusing to "
+                      "start; write it again with: printf '%%s\\n' me.0123456789abcdef > %s"
+                      % (slot_id, slot_id), err)
+        self.write_file(b"me.0123456789abcdef\n", slot_id)
         os.mkdir(os.path.join(self.data, "slots"))
         replica = os.path.join(self.data, "slots", "other.00000000000000cc")
         self.write_file(b"12x\n", replica)
-        rc, out, err = run(["--bind", "127.0.0.1", "--port", "0", "--data-dir", self.data])
+        rc, out, err = run(args)
         self.assertEqual(rc, 1, err)
         self.assertIn("%s: corrupt counter file (expected a decimal number): refusing to start; "
                       "delete it" % replica, err)

@@ -141,7 +141,7 @@ class Counting(ServerTest):
         self.assertEqual(srv.get_json("/visits")[1]["visits"], acknowledged)
         self.stop_ok(srv)
         self.assertEqual(sorted(n for n in os.listdir(self.data) if n != ".visits.lock"),
-                         ["slots", "visits", "volume-id"])
+                         ["slot-id", "slots", "visits", "volume-id"])
 
     def test_sigterm_during_load_answers_or_refuses_cleanly(self):
         srv = self.start()
