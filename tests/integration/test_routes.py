@@ -172,7 +172,7 @@ class Routes(ServerTest):
                               r'\d+\.\d{6} "probe \\x221\\x22"\n')
         self.assertRegex(out, r'"GET /nope\?x=%01 HTTP/1\.1" 404 \d+ ')
         self.assertRegex(out, r'"GET / HTTP/1\.1" 200 \d+ ')
-        self.srv = self.start()  # tearDown stops it again
+        self.srv = self.start(args=["--pod-name", "web-0"])  # tearDown stops it again
 
 
 if __name__ == "__main__":
