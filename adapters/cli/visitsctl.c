@@ -9,10 +9,14 @@
 
 #include <visits.h>
 
+#include "slotid.h" /* visits-server's slot ids (adapters/h2o/slotid.c) */
+
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -24,6 +28,7 @@ static const char usage_text[] =
     "       visitsctl incr FILE [N]\n"
     "       visitsctl set FILE N\n"
     "       visitsctl check FILE\n"
+    "       visitsctl slots DIR\n"
     "       visitsctl --help | --version\n"
     "\n"
     "Read and change a visits counter file: a decimal number and a newline.\n"
@@ -36,12 +41,17 @@ static const char usage_text[] =
     "  set FILE N     Replace the file with N, whatever it holds, and report what was\n"
     "                 replaced. The only command that rewrites a corrupt file.\n"
     "  check FILE     Validate the file and print \"FILE: ok, VALUE\".\n"
+    "  slots DIR      Show the slots of visits-server's data directory DIR: its volume id,\n"
+    "                 its own slot (DIR/visits) and every replica of another pod's slot\n"
+    "                 (DIR/slots/POD.VOLUMEID), one per line as KIND SLOT VALUE POD, then\n"
+    "                 the total. Reads only, like get.\n"
     "\n"
     "N is a decimal number from 0 to 18446744073709551615: digits only, no sign, no\n"
     "leading zeros. Use -- before a FILE that starts with '-'.\n"
     "\n"
-    "Exit status: 0 success; 1 the command failed (check: the file is corrupt);\n"
-    "2 usage error (check: the file could not be read).\n";
+    "Exit status: 0 success; 1 the command failed (check: the file is corrupt;\n"
+    "slots: a file is corrupt or unreadable); 2 usage error (check: the file could not be\n"
+    "read).\n";
 
 struct command {
     const char *name;
@@ -264,11 +274,163 @@ static int cmd_check(const struct command *cmd, char **args, int nargs)
     return EXIT_OK;
 }
 
+/* DIR/name (malloc'd; NULL when out of memory). */
+static char *join(const char *dir, const char *name)
+{
+    size_t dlen = strlen(dir);
+    char *p = malloc(dlen + strlen(name) + 2);
+    if (p != NULL)
+        sprintf(p, "%s%s%s", dir, dlen > 0 && dir[dlen - 1] == '/' ? "" : "/", name);
+    return p;
+}
+
+/* The first line of DIR/name (without its newline) into buf: 1, 0 when the file does not
+ * exist, -1 when it cannot be read (reported). */
+static int read_line(const char *dir, const char *name, char *buf, size_t size)
+{
+    char *path = join(dir, name);
+    int fd = path != NULL ? open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK) : -1;
+    ssize_t n = -1;
+    if (fd >= 0) {
+        n = read(fd, buf, size - 1);
+        close(fd);
+    }
+    if (n < 0 && errno == ENOENT) {
+        free(path);
+        return 0;
+    }
+    if (n < 0) {
+        fprintf(stderr, "visitsctl: %s: %s\n", path != NULL ? path : name, strerror(errno));
+        free(path);
+        return -1;
+    }
+    free(path);
+    buf[n] = '\0';
+    buf[strcspn(buf, "\n")] = '\0';
+    return 1;
+}
+
+static uint64_t add_sat(uint64_t a, uint64_t b)
+{
+    return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+
+/* "KIND SLOT VALUE POD": the pod's name last, as it may hold spaces. */
+static void print_slot(const char *kind, const char *id, uint64_t value)
+{
+    char pod[SLOT_POD_MAX + 1], err[200];
+    printf("%s %s %" PRIu64 " ", kind, id, value);
+    if (slot_id_parse(id, strlen(id), pod, NULL, err, sizeof(err)) == 0)
+        put_escaped(stdout, pod, strlen(pod));
+    else
+        fputs("?", stdout);
+    fputc('\n', stdout);
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int cmd_slots(const struct command *cmd, char **args, int nargs)
+{
+    const char *dir = args[0];
+    char vol[64], own[SLOT_ID_MAX + 8], why[200];
+    int status = EXIT_OK;
+    uint64_t total = 0, value;
+    (void)cmd;
+    (void)nargs;
+    DIR *probe = opendir(dir);
+    if (probe == NULL) {
+        fprintf(stderr, "visitsctl: %s: cannot read the data directory: %s\n", dir,
+                strerror(errno));
+        return EXIT_FAIL;
+    }
+    closedir(probe);
+    int rv = read_line(dir, "volume-id", vol, sizeof(vol));
+    int rs = read_line(dir, "slot-id", own, sizeof(own));
+    if (rv < 0 || rs < 0)
+        status = EXIT_FAIL;
+    if (rv == 0)
+        printf("volume-id none (visits-server makes it at its first start)\n");
+    else if (rv > 0 && slot_volume_valid(vol, strlen(vol)))
+        printf("volume-id %s\n", vol);
+    else if (rv > 0) {
+        fprintf(stderr,
+                "visitsctl: %s/volume-id: corrupt volume id (expected 16 lowercase hex "
+                "digits)\n",
+                dir);
+        status = EXIT_FAIL;
+    }
+    /* the own slot: DIR/visits, named by DIR/slot-id */
+    char *path = join(dir, "visits");
+    int err = path != NULL ? visits_read_file(path, &value, NULL) : -ENOMEM;
+    if (err != 0) {
+        report(path != NULL ? path : "visits", err);
+        status = EXIT_FAIL;
+    } else {
+        if (rs > 0 && slot_id_parse(own, strlen(own), NULL, NULL, why, sizeof(why)) != 0) {
+            fprintf(stderr, "visitsctl: %s/slot-id: corrupt slot id: %s\n", dir, why);
+            status = EXIT_FAIL;
+            rs = 0;
+        }
+        if (rs > 0)
+            print_slot("own", own, value);
+        else
+            printf("own - %" PRIu64 " -\n", value);
+        total = add_sat(total, value);
+    }
+    free(path);
+    /* the replicas, in name order */
+    char *slots = join(dir, "slots");
+    DIR *d = slots != NULL ? opendir(slots) : NULL;
+    if (d == NULL && errno != ENOENT) {
+        fprintf(stderr, "visitsctl: %s: %s\n", slots != NULL ? slots : "slots", strerror(errno));
+        status = EXIT_FAIL;
+    }
+    char **names = NULL;
+    size_t n = 0;
+    struct dirent *e;
+    while (d != NULL && (e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.' ||
+            slot_id_parse(e->d_name, strlen(e->d_name), NULL, NULL, why, sizeof(why)) != 0)
+            continue; /* libvisits' own files, and what is no replica */
+        char **grown = realloc(names, (n + 1) * sizeof(*names));
+        if (grown == NULL || (grown[n] = strdup(e->d_name)) == NULL) {
+            names = grown != NULL ? grown : names;
+            fprintf(stderr, "visitsctl: out of memory\n");
+            status = EXIT_FAIL;
+            break;
+        }
+        names = grown;
+        n++;
+    }
+    if (d != NULL)
+        closedir(d);
+    qsort(names, n, sizeof(*names), name_cmp);
+    for (size_t i = 0; i < n; i++) {
+        char *rpath = join(slots, names[i]);
+        err = rpath != NULL ? visits_read_file(rpath, &value, NULL) : -ENOMEM;
+        if (err != 0) {
+            report(rpath != NULL ? rpath : names[i], err);
+            status = EXIT_FAIL;
+        } else {
+            print_slot("replica", names[i], value);
+            total = add_sat(total, value);
+        }
+        free(rpath);
+        free(names[i]);
+    }
+    free(names);
+    free(slots);
+    printf("total %" PRIu64 "\n", total);
+    return status;
+}
+
 static const struct command commands[] = {
-    {"get", "FILE", 1, 1, cmd_get},
-    {"incr", "FILE [N]", 1, 2, cmd_incr},
-    {"set", "FILE N", 2, 2, cmd_set},
-    {"check", "FILE", 1, 1, cmd_check},
+    {"get", "FILE", 1, 1, cmd_get},    {"incr", "FILE [N]", 1, 2, cmd_incr},
+    {"set", "FILE N", 2, 2, cmd_set},  {"check", "FILE", 1, 1, cmd_check},
+    {"slots", "DIR", 1, 1, cmd_slots},
 };
 
 /* Flushes stdout; a failed write there (a full disk, a closed pipe) fails the command. */
@@ -331,10 +493,10 @@ int main(int argc, char **argv)
         }
     }
     if (nargs < 1)
-        return usage_error(cmd, "missing FILE", NULL);
+        return usage_error(cmd, cmd->run == cmd_slots ? "missing DIR" : "missing FILE", NULL);
     if (nargs < cmd->min_args)
         return usage_error(cmd, "missing N", NULL);
     if (args[0][0] == '\0')
-        return usage_error(cmd, "empty FILE", NULL);
+        return usage_error(cmd, cmd->run == cmd_slots ? "empty DIR" : "empty FILE", NULL);
     return finish(cmd->run(cmd, args, nargs), cmd->run == cmd_check ? EXIT_USAGE : EXIT_FAIL);
 }

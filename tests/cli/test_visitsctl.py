@@ -84,6 +84,7 @@ class HelpAndVersion(Base):
                                        "       visitsctl incr FILE [N]\n"
                                        "       visitsctl set FILE N\n"
                                        "       visitsctl check FILE\n"
+                                       "       visitsctl slots DIR\n"
                                        "       visitsctl --help | --version\n"), out)
         self.assertIn("Exit status: 0 success; 1 the command failed", out)
         for args in (["-h"], ["get", "--help"], ["incr", "-h"], ["set", "x", "--help"]):
@@ -124,6 +125,9 @@ class Usage(Base):
             (["get", ""], "get: empty FILE (usage: visitsctl get FILE)"),
             (["incr", "", "1"], "incr: empty FILE (usage: visitsctl incr FILE [N])"),
             (["get", "--frob", p], "get: unknown option \"--frob\" (usage: visitsctl get FILE)"),
+            (["slots"], "slots: missing DIR (usage: visitsctl slots DIR)"),
+            (["slots", ""], "slots: empty DIR (usage: visitsctl slots DIR)"),
+            (["slots", p, p], "slots: unexpected argument \"%s\" (usage: visitsctl slots DIR)" % p),
             (["incr", p, "-x"], "incr: unknown option \"-x\" (usage: visitsctl incr FILE [N])"),
         ]
         for args, msg in cases:
@@ -442,6 +446,71 @@ class Check(Base):
         self.write(b"42\n", mode=0o644)
         self.expect(["check", self.path], 0, "%s: ok, 42\n" % self.path, as_nobody=True)
         self.assertEqual(self.listing(), ["visits"])
+
+
+class Slots(Base):
+    """visitsctl slots DIR: a visits-server data directory's volume id, own slot and
+    replicas, and their total; it reads and never writes."""
+
+    VOL = "0123456789abcdef"
+
+    def data_dir(self):
+        self.write(b"%s\n" % self.VOL.encode(), os.path.join(self.dir, "volume-id"))
+        self.write(b"visits-0.%s\n" % self.VOL.encode(), os.path.join(self.dir, "slot-id"))
+        self.write(b"103\n")
+        slots = os.path.join(self.dir, "slots")
+        os.mkdir(slots)
+        for name, data in (("visits-1.fedcba9876543210", b"205\n"),
+                           ("visits-0.1111111111111111", b"12\n"),
+                           ("caf%C3%A9%201.2222222222222222", b"%d\n" % MAX),
+                           (".visits-1.fedcba9876543210.lock", b""),
+                           ("README", b"not a replica")):
+            self.write(data, os.path.join(slots, name))
+        return slots
+
+    def test_shows_every_slot_and_the_total(self):
+        slots = self.data_dir()
+        before = {n: self.snapshot(os.path.join(slots, n)) for n in os.listdir(slots)}
+        self.expect(["slots", self.dir], 0,
+                    "volume-id %s\n"
+                    "own visits-0.%s 103 visits-0\n"
+                    "replica caf%%C3%%A9%%201.2222222222222222 %d caf\\xc3\\xa9 1\n"
+                    "replica visits-0.1111111111111111 12 visits-0\n"
+                    "replica visits-1.fedcba9876543210 205 visits-1\n"
+                    "total %d\n" % (self.VOL, self.VOL, MAX, MAX))
+        self.assertEqual({n: self.snapshot(os.path.join(slots, n)) for n in os.listdir(slots)},
+                         before)
+        os.unlink(os.path.join(slots, "caf%C3%A9%201.2222222222222222"))
+        self.expect(["slots", self.dir + "/"], 0,
+                    "volume-id %s\n"
+                    "own visits-0.%s 103 visits-0\n"
+                    "replica visits-0.1111111111111111 12 visits-0\n"
+                    "replica visits-1.fedcba9876543210 205 visits-1\n"
+                    "total 320\n" % (self.VOL, self.VOL))
+
+    def test_a_directory_before_the_first_start(self):
+        self.write(b"7\n")
+        self.expect(["slots", self.dir], 0,
+                    "volume-id none (visits-server makes it at its first start)\n"
+                    "own - 7 -\ntotal 7\n")
+        self.expect(["slots", os.path.join(self.dir, "none")], 1, "",
+                    "visitsctl: %s/none: cannot read the data directory: No such file or "
+                    "directory\n" % self.dir)
+
+    def test_corrupt_files_are_named_and_left_out(self):
+        slots = self.data_dir()
+        bad = os.path.join(slots, "visits-1.fedcba9876543210")
+        self.write(b"20x\n", bad)
+        self.write(b"nope\n", os.path.join(self.dir, "volume-id"))
+        rc, out, err = self.run_cli("slots", self.dir)
+        self.assertEqual(rc, 1)
+        self.assertEqual(out, "own visits-0.%s 103 visits-0\n"
+                              "replica caf%%C3%%A9%%201.2222222222222222 %d caf\\xc3\\xa9 1\n"
+                              "replica visits-0.1111111111111111 12 visits-0\n"
+                              "total %d\n" % (self.VOL, MAX, MAX))
+        self.assertEqual(err, "visitsctl: %s/volume-id: corrupt volume id (expected 16 lowercase "
+                              "hex digits)\n%s" % (self.dir, corrupt_msg(bad, '"20x\\n"')))
+        self.assertEqual(self.read(bad), b"20x\n")
 
 
 class StandardOutput(Base):
