@@ -1,8 +1,10 @@
 #!/usr/bin/env node
 // Browser test (label "browser"): the / and /cluster pages of visits-server, loaded in
-// headless Chromium (Debian's chromium package), show the count, the pods and the total,
-// the / page's link leads to /cluster, and the browser reports no console message of
-// level error, no uncaught exception and no failed resource load.
+// headless Chromium (Debian's chromium package), show the count, one bar per pod and the
+// total, the / page's link leads to /cluster, a stopped pod stays in the total and is
+// marked stale, and the browser reports no console message of level error, no uncaught
+// exception and no failed resource load. Screenshots of /cluster are kept in
+// $VISITS_ARTIFACTS (default: the working directory) and their paths printed.
 //
 //   VISITS_SERVER=build/adapters/h2o/visits-server node tests/browser/pages.mjs
 //
@@ -13,6 +15,7 @@
 // except under CI=true, where that fails too.
 import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { resolve } from "node:path";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -21,6 +24,7 @@ const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const SERVER = process.env.VISITS_SERVER ?? "";
 const CI = ["1", "true", "yes"].includes((process.env.CI ?? "").toLowerCase());
 const STEP_MS = 20000; // any single wait (a page load, a server start)
+const ARTIFACTS = resolve(process.env.VISITS_ARTIFACTS ?? ".");
 
 function skip(why) {
     if (CI) fail(`${why} (CI=true: the browser test may not be skipped)`);
@@ -70,7 +74,7 @@ async function startServer(name, port, peers, value) {
     mkdirSync(dir);
     writeFileSync(join(dir, "visits"), `${value}\n`);
     const out = openSync(log, "w");
-    const child = spawn(SERVER, ["--bind", "127.0.0.1", "--port", String(port), "--data-dir", dir, "--threads", "1", "--pod-name", name, "--peers", peers.join(",")], {
+    const child = spawn(SERVER, ["--bind", "127.0.0.1", "--port", String(port), "--data-dir", dir, "--threads", "1", "--pod-name", name, "--peers", peers.join(","), "--sync-peers-ms", "200"], {
         stdio: ["ignore", out, out],
     });
     children.push(child);
@@ -83,11 +87,37 @@ async function startServer(name, port, peers, value) {
     return { name, child, log, url: `http://127.0.0.1:${port}` };
 }
 
+// GET url as JSON until pred(body) holds (a server turning ready, an exchange done).
+async function waitJson(url, pred, what) {
+    const deadline = Date.now() + STEP_MS;
+    let last;
+    while (Date.now() < deadline) {
+        try {
+            const r = await fetch(url, { headers: { Accept: "application/json" } });
+            last = `${r.status} ${await r.text()}`;
+            if (r.ok && pred(JSON.parse(last.slice(4)))) return;
+        } catch (e) {
+            last = String(e);
+        }
+        await new Promise((r) => setTimeout(r, 50));
+    }
+    fail(`${what}: not within ${STEP_MS} ms (last: ${last})`);
+}
+
 async function stopServer(s) {
     const exited = new Promise((r) => s.child.once("exit", (code, sig) => r(code ?? sig)));
     s.child.kill("SIGTERM");
     const code = await withTimeout(exited, `${s.name} after SIGTERM`, 5000);
     if (code !== 0) fail(`${s.name} exited ${code} after SIGTERM: ${readFileSync(s.log, "utf8")}`);
+}
+
+// A PNG of the page, kept for whoever looks at the run.
+async function screenshot(page, name) {
+    const { data } = await page("Page.captureScreenshot", { format: "png" });
+    mkdirSync(ARTIFACTS, { recursive: true });
+    const path = join(ARTIFACTS, name);
+    writeFileSync(path, Buffer.from(data, "base64"));
+    console.log(`screenshot: ${path}`);
 }
 
 // ---- a minimal DevTools protocol client over the pipe ---------------------------------
@@ -159,6 +189,9 @@ async function main() {
     const s0 = await startServer("browser-0", p0, peers, 41);
     const s1 = await startServer("browser-1", p1, peers, 7);
 
+    // The exchange's first round (the recovery) must be done before /cluster answers.
+    for (const s of [s0, s1]) await waitJson(`${s.url}/ready`, (d) => d.status === "ready", `${s.name} ready`);
+
     const b = new Browser();
     const problems = []; // console errors, exceptions, failed loads
     b.on((m) => {
@@ -199,7 +232,8 @@ async function main() {
     if ((await evaluate("document.title")) !== "Visit 42") fail(`/ page title: ${await evaluate("document.title")}`);
     ok(`/ shows "Visit number 42" served by pod browser-0`);
 
-    // 2. Its link to /cluster, followed by a click.
+    // 2. Its link to /cluster, followed by a click: one bar per pod, the total on top.
+    await waitJson(`${s0.url}/cluster`, (d) => d.total === 49, "browser-0 /cluster total 49");
     const href = await evaluate(`(document.querySelector('a[href="/cluster"]') || {}).href`);
     if (href !== `${s0.url}/cluster`) fail(`the / page has no link to /cluster (got ${href})`);
     load = loaded();
@@ -207,26 +241,38 @@ async function main() {
     await load;
     if ((await evaluate("location.pathname")) !== "/cluster") fail(`the link led to ${await evaluate("location.href")}`);
     t = await text();
-    const rows = await evaluate(`[...document.querySelectorAll("tbody tr")].map((tr) => [...tr.cells].map((c) => c.innerText))`);
-    const foot = await evaluate(`[...document.querySelectorAll("tfoot th")].map((c) => c.innerText)`);
-    const want = [
-        ["browser-0", "42", "ok"],
-        ["browser-1", "7", "ok"],
-    ];
-    if (JSON.stringify(rows) !== JSON.stringify(want)) fail(`/cluster table rows ${JSON.stringify(rows)}, expected ${JSON.stringify(want)}`);
-    if (JSON.stringify(foot) !== JSON.stringify(["Total", "49", "complete"])) fail(`/cluster table footer ${JSON.stringify(foot)}`);
-    if (!t.includes("Cluster total: 49 visits")) fail(`/cluster text has no "Cluster total: 49 visits": ${JSON.stringify(t)}`);
-    ok(`/cluster (from the link) shows browser-0 42, browser-1 7, total 49, complete`);
+    const bars = () =>
+        evaluate(`[...document.querySelectorAll(".pod")].map((p) => ({
+            name: p.querySelector(".name").innerText,
+            visits: p.querySelector(".visits").innerText,
+            width: p.querySelector(".bar").getBoundingClientRect().width,
+            track: p.querySelector(".track").getBoundingClientRect().width,
+            stale: (p.querySelector(".stale") || {}).innerText || "" }))`);
+    let rows = await bars();
+    const shown = JSON.stringify(rows.map((r) => [r.name, r.visits, r.stale]));
+    if (shown !== JSON.stringify([["browser-0", "42", ""], ["browser-1", "7", ""]])) fail(`/cluster bars ${JSON.stringify(rows)}`);
+    // the bars are drawn to scale: the larger count fills its track, the other 7/42 of it
+    if (Math.abs(rows[0].width - rows[0].track) > 1 || rows[0].track < 50) fail(`browser-0's bar is not full: ${JSON.stringify(rows[0])}`);
+    if (Math.abs(rows[1].width / rows[1].track - 7 / 42) > 0.02) fail(`browser-1's bar is not to scale: ${JSON.stringify(rows[1])}`);
+    if ((await evaluate(`document.querySelector("h1").innerText`)) !== "Cluster total: 49 visits") fail(`/cluster heading: ${JSON.stringify(t)}`);
+    if ((await evaluate("document.title")) !== "Cluster: 49 visits") fail(`/cluster title: ${await evaluate("document.title")}`);
+    if ((await evaluate(`document.querySelectorAll("script, link[rel=stylesheet], img").length`)) !== 0) fail("/cluster loads scripts, style sheets or images");
+    await screenshot(page, "cluster.png");
+    ok(`/cluster (from the link) shows one bar per pod, browser-0 42 and browser-1 7 to scale, total 49`);
 
-    // 3. /cluster on browser-1 while browser-0 is gone: the page says it is incomplete.
+    // 3. /cluster on browser-1 once browser-0 is gone: its count stays in the total, and its
+    // bar is marked stale with its age.
     await stopServer(s0);
+    await waitJson(`${s1.url}/cluster`, (d) => d.pods.some((p) => p.pod === "browser-0" && !p.answered), "browser-0 stale on browser-1");
     load = loaded();
     await page("Page.navigate", { url: `${s1.url}/cluster` });
     await load;
     t = await text();
-    if (!t.includes("Cluster total: 7 visits") || !/incomplete: 1 peer did not answer/.test(t) || !t.includes(`? (127.0.0.1:${p0})`))
-        fail(`/cluster on browser-1 with browser-0 stopped: ${JSON.stringify(t)}`);
-    ok(`/cluster on browser-1 with browser-0 stopped shows total 7 and the missing peer`);
+    rows = await bars();
+    if (!t.includes("Cluster total: 49 visits") || rows.length !== 2 || !/^stale: last answer \d+\.\d s ago$/.test(rows[0].stale) || rows[1].stale !== "")
+        fail(`/cluster on browser-1 with browser-0 stopped: ${JSON.stringify(rows)} ${JSON.stringify(t)}`);
+    await screenshot(page, "cluster-stale.png");
+    ok(`/cluster on browser-1 with browser-0 stopped keeps the total 49 and marks browser-0 "${rows[0].stale}"`);
 
     if (problems.length) fail(`the browser reported:\n  ${problems.join("\n  ")}`);
     ok("no console errors, exceptions or failed loads");
