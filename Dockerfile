@@ -9,8 +9,8 @@ ARG DEBIAN_IMAGE=debian:bookworm-slim
 FROM ${DEBIAN_IMAGE} AS build
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
-        cmake make gcc libc6-dev pkg-config libh2o-evloop-dev libssl-dev libcmocka-dev \
-        python3 \
+        cmake make gcc libc6-dev pkg-config libh2o-evloop-dev libssl-dev libjson-c-dev \
+        libcmocka-dev python3 \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -37,7 +37,7 @@ LABEL org.opencontainers.image.title="visits" \
       org.opencontainers.image.revision="${REVISION}" \
       org.opencontainers.image.base.name="docker.io/library/debian:bookworm-slim"
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends libh2o-evloop0.13 \
+    && apt-get install -y --no-install-recommends libh2o-evloop0.13 libjson-c5 \
     && rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/log/apt /var/log/dpkg.log \
         /var/cache/debconf/*-old /var/lib/dpkg/*-old \
     && groupadd --gid 10001 visits \
