@@ -404,6 +404,12 @@ static void end_recovery(struct exchange *x, int complete)
     committer_release_ready(x->cfg.committer);
 }
 
+static int peer_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct exchange_peer *)a)->address,
+                  ((const struct exchange_peer *)b)->address);
+}
+
 /* The view and the metrics after a round (under mu). */
 static void publish(struct exchange *x, uint64_t now)
 {
@@ -451,6 +457,8 @@ static void publish(struct exchange *x, uint64_t now)
     }
     if (x->nproblems == 0)
         x->last_complete_ms = now;
+    if (k > 1)
+        qsort(peers, k, sizeof(*peers), peer_cmp); /* a stable order, whatever DNS says */
     free(v->peers);
     v->peers = peers;
     v->npeers = k;
