@@ -58,6 +58,8 @@ int cluster_view_build(struct cluster_view *v, const char *pod, const char *own_
     add_slot(&all[0], own_id, own_value);
     for (size_t i = 0; i < replicas->n; i++)
         add_slot(&all[i + 1], replicas->s[i].id, replicas->s[i].value);
+    char own_pod[SLOT_POD_MAX + 1]; /* the own slot's pod: the volume's first pod */
+    memcpy(own_pod, all[0].pod, sizeof(own_pod));
     qsort(all, n, sizeof(*all), named_cmp);
     v->nslots = n;
     for (size_t i = 0; i < n; i++) {
@@ -68,7 +70,7 @@ int cluster_view_build(struct cluster_view *v, const char *pod, const char *own_
             memset(p, 0, sizeof(*p));
             memcpy(p->pod, all[i].pod, sizeof(p->pod));
             p->slots = &v->slot_store[i];
-            p->self = strcmp(p->pod, pod) == 0;
+            p->self = strcmp(p->pod, own_pod) == 0;
             const struct exchange_pod *seen = find_pod(ex, p->pod);
             p->answered = p->self || (seen != NULL && seen->answered);
             p->age_ms = p->self ? 0

@@ -24,7 +24,7 @@ struct cluster_pod {
     uint64_t visits; /* its slots' sum (saturating) */
     struct cluster_slot *slots;
     size_t nslots;
-    int self;       /* the pod that answers */
+    int self;       /* the pod that answers (by its slot's name) */
     int answered;   /* it answered the last exchange (self: always) */
     int64_t age_ms; /* since its last answer; -1: none since this pod started */
 };

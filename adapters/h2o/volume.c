@@ -153,14 +153,20 @@ static int load_volume(int dirfd, const char *path, char id[17], int *created, c
     return 0;
 }
 
-/* DATA_DIR/slot-id: made with own, or checked to be own. 0, or -1 with the message. */
-static int pin_slot(int dirfd, const char *path, const char *own, char *err, size_t errsize)
+/* DATA_DIR/slot-id: the slot this volume counts in, into own; made with the slot of pod when
+ * missing. 0, or -1 with the message. */
+static int pin_slot(int dirfd, const char *path, const char *pod, const char *volume,
+                    char own[SLOT_ID_MAX + 1], char *err, size_t errsize)
 {
-    char line[SLOT_ID_MAX + 2], buf[SLOT_ID_MAX + 8];
-    size_t n = (size_t)snprintf(line, sizeof(line), "%s\n", own);
+    char line[SLOT_ID_MAX + 2], buf[SLOT_ID_MAX + 8], vol[SLOT_VOLUME_LEN + 1], why[200];
     ssize_t len = read_small(dirfd, SLOT_ID_FILE, buf, sizeof(buf));
     if (len == -ENOENT) {
+        if (slot_id_make(pod, volume, own) != 0) {
+            snprintf(err, errsize, "pod name '%s' cannot name a slot", pod);
+            return -1;
+        }
         const char *what = "";
+        size_t n = (size_t)snprintf(line, sizeof(line), "%s\n", own);
         int rc = write_once(dirfd, SLOT_ID_FILE, line, n, &what);
         if (rc == 0)
             return 0;
@@ -175,25 +181,18 @@ static int pin_slot(int dirfd, const char *path, const char *own, char *err, siz
         snprintf(err, errsize, "%s: cannot read the slot id: %s", path, strerror((int)-len));
         return -1;
     }
-    char why[200];
     if (len < 2 || buf[len - 1] != '\n' ||
-        slot_id_parse(buf, (size_t)len - 1, NULL, NULL, why, sizeof(why)) != 0) {
+        slot_id_parse(buf, (size_t)len - 1, NULL, vol, why, sizeof(why)) != 0 ||
+        strcmp(vol, volume) != 0) {
         snprintf(err, errsize,
-                 "%s: corrupt slot id (expected POD.VOLUMEID and a newline): refusing to "
-                 "start; write it again with: printf '%%s\\n' %s > %s",
-                 path, own, path);
+                 "%s: corrupt slot id (expected POD.%s and a newline, POD the pod that first "
+                 "counted on this volume): refusing to start; write it again, e.g. printf "
+                 "'%%s\\n' POD.%s > %s",
+                 path, volume, volume, path);
         return -1;
     }
-    buf[len - 1] = '\0';
-    if (strcmp(buf, own) != 0) {
-        snprintf(err, errsize,
-                 "%s: this volume counts as slot %s, but this pod would make it %s (its name "
-                 "changed, or the volume came from another pod): refusing to start, as its "
-                 "visits would count twice; give the pod its name back (--pod-name, POD_NAME), "
-                 "or mount this volume on that pod",
-                 path, buf, own);
-        return -1;
-    }
+    memcpy(own, buf, (size_t)len - 1);
+    own[len - 1] = '\0';
     return 0;
 }
 
@@ -211,12 +210,8 @@ int volume_load(const char *data_dir, const char *pod, char id[17], char own[SLO
         return -1;
     }
     int rc = load_volume(dirfd, vpath, id, created, err, errsize);
-    if (rc == 0 && slot_id_make(pod, id, own) != 0) {
-        snprintf(err, errsize, "pod name '%s' cannot name a slot", pod);
-        rc = -1;
-    }
     if (rc == 0)
-        rc = pin_slot(dirfd, spath, own, err, errsize);
+        rc = pin_slot(dirfd, spath, pod, id, own, err, errsize);
     close(dirfd);
     return rc;
 }

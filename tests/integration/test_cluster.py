@@ -667,14 +667,18 @@ class Slots(ClusterTest):
         self.assertEqual(self.file_bytes(path), vid)
         self.assertIn(", slot %s, version" % own, srv.stdout())
         self.stop_ok(srv)
-        # ... and under another pod name it would count twice: refused
-        rc, out, err = run(["--bind", "127.0.0.1", "--port", "0", "--data-dir", self.data,
-                            "--pod-name", "web-1"])
-        self.assertEqual(rc, 1, err)
-        self.assertIn("%s/slot-id: this volume counts as slot %s, but this pod would make it "
-                      "web-1.%s" % (self.data, own, vid.decode().strip()), err)
+        # ... under another pod name too (a container named by its random hostname): one
+        # volume, one slot, or its visits would count twice
+        srv = self.start(args=["--pod-name", "web-1"])
+        self.assertIn(", pod web-1, slot %s, version" % own, srv.stdout())
+        self.assertEqual(srv.visit()[1], {"visits": 8, "pod": "web-1"})
+        doc = cluster(srv)
+        self.assertEqual((doc["total"], doc["pod"], doc["slot"], pods(doc)),
+                         (8, "web-1", own, {"web-0": 8}))
+        self.assertTrue(doc["pods"][0]["answered"])
         self.assertEqual(self.file_bytes(os.path.join(self.data, "slot-id")),
                          own.encode() + b"\n")
+        self.stop_ok(srv)
         # a name that needs escaping, on a new volume
         other = os.path.join(self.tmp, "other")
         os.mkdir(other)
@@ -701,9 +705,14 @@ class Slots(ClusterTest):
         self.write_file(b"me.0123456789abcdef", slot_id)  # no newline: torn
         rc, out, err = run(args)
         self.assertEqual(rc, 1, err)
-        self.assertIn("%s: corrupt slot id (expected POD.VOLUMEID and a newline): refusing to "
-                      "start; write it again with: printf '%%s\\n' me.0123456789abcdef > %s"
+        self.assertIn("%s: corrupt slot id (expected POD.0123456789abcdef and a newline, POD the "
+                      "pod that first counted on this volume): refusing to start; write it "
+                      "again, e.g. printf '%%s\\n' POD.0123456789abcdef > %s"
                       % (slot_id, slot_id), err)
+        self.write_file(b"me.1111111111111111\n", slot_id)  # another volume's slot
+        rc, out, err = run(args)
+        self.assertEqual(rc, 1, err)
+        self.assertIn("corrupt slot id (expected POD.0123456789abcdef", err)
         self.write_file(b"me.0123456789abcdef\n", slot_id)
         os.mkdir(os.path.join(self.data, "slots"))
         replica = os.path.join(self.data, "slots", "other.00000000000000cc")
