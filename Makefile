@@ -77,6 +77,7 @@ bench:
 	bench/http/run.sh build-bench/adapters/h2o/visits-server
 	python3 bench/peers/durable.py --bin build-bench/bench/peers/durable --dir $(if $(BENCH_DIR),$(BENCH_DIR),build-bench/data) --out build-bench/results
 	python3 bench/peers/http_sweep.py --server build-bench/adapters/h2o/visits-server --dir $(if $(BENCH_DIR),$(BENCH_DIR),build-bench/data) --out build-bench/results
+	python3 bench/cluster/run.py --after build-bench/adapters/h2o/visits-server --out build-bench/results
 
 # The container image, built offline: base image from the Debian mirror, then buildah.
 image:

@@ -7,11 +7,14 @@
    build of the fan-out that asked every peer's /visits on each request). One run, same
    machine, so that the ratio means something.
 2. The exchange: N servers (3 and 16) listing each other, with --sync-peers-ms 1000, for
-   --seconds: the CPU the exchange costs per server and round (the servers' CPU time minus
-   that of the same servers without --peers, under the same visits), and the bytes one
-   round moves (every server asks every other for GET /slots: request, response head and
-   body, measured on one exchange). Two loads: quiet (no visits: nothing to write) and busy
-   (each server gets a visit every 100 ms: every round raises every replica, durably).
+   --seconds: the CPU one round costs a server, from the threads' own CPU time
+   (/proc/PID/task/*/stat): the asking side is the thread named visits-exchange and the
+   libvisits threads of its replica handles (they inherit its name), the answering side
+   the event loop (visits-loop-*) serving the peers' GET /slots; and the bytes one round
+   moves (every server asks every other for GET /slots: request, response head and body,
+   measured on one exchange). Two loads: quiet (no visits: nothing to write) and busy
+   (each server gets a visit every 100 ms, so every round raises every replica, durably;
+   the event loop then also serves those visits, so its share is not shown).
 
     bench/cluster/run.py --after BUILD/adapters/h2o/visits-server [--before OLD_BIN]
                          [--dir DATA_DIR] [--seconds 20] [--out DIR]
@@ -91,13 +94,23 @@ class Cluster:
             time.sleep(0.05)
         raise SystemExit("bench: server on port %d not ready within %d s" % (port, timeout))
 
-    def cpu_ticks(self):
-        total = 0
+    def thread_ticks(self):
+        """{thread name prefix: CPU ticks} summed over the servers."""
+        out = {}
         for p in self.procs:
-            with open("/proc/%d/stat" % p.pid) as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-        return total
+            task = "/proc/%d/task" % p.pid
+            for tid in os.listdir(task):
+                try:
+                    with open("%s/%s/stat" % (task, tid)) as f:
+                        stat = f.read()
+                except OSError:
+                    continue  # a thread that ended
+                name = stat[stat.index("(") + 1:stat.rindex(")")]
+                fields = stat.rsplit(")", 1)[1].split()
+                key = "exchange" if name == "visits-exchange" else (
+                    "loop" if name.startswith("visits-loop") else "other")
+                out[key] = out.get(key, 0) + int(fields[11]) + int(fields[12])
+        return out
 
     def stop(self):
         for p in self.procs:
@@ -187,37 +200,30 @@ def visitor(ports, stop, period):
 
 
 def exchange_cost(binary, n, base, seconds, busy):
-    """CPU ms per server and round (with peers minus without), and the bytes of a round."""
-    ticks = {}
-    wire = None
-    for peers in (False, True):
-        d = tempfile.mkdtemp(prefix="x%d-" % n, dir=base)
-        c = Cluster(binary, n, d, peers=peers, name="x")
-        try:
-            time.sleep(2)  # the first rounds: recovery, new replicas
-            stop = threading.Event()
-            t = threading.Thread(target=visitor, args=(c.ports, stop, 0.1)) if busy else None
-            if t:
-                t.start()
-                time.sleep(1)
-            t0, c0 = time.monotonic(), c.cpu_ticks()
-            time.sleep(seconds)
-            t1, c1 = time.monotonic(), c.cpu_ticks()
-            if t:
-                stop.set()
-                t.join()
-            ticks[peers] = ((c1 - c0) / TICK, t1 - t0)
-            if peers:
-                wire = wire_bytes(c.ports[0])
-        finally:
-            c.stop()
-            shutil.rmtree(d, True)
-    (cpu_with, secs), (cpu_without, _) = ticks[True], ticks[False]
-    rounds = secs  # one round a second
-    per_server_round_ms = max(cpu_with - cpu_without, 0) / n / rounds * 1000
+    """(asking ms, answering ms) per server and round, and the bytes of one exchange."""
+    d = tempfile.mkdtemp(prefix="x%d-" % n, dir=base)
+    c = Cluster(binary, n, d, name="x")
+    try:
+        time.sleep(3)  # the first rounds: recovery, new replicas
+        stop = threading.Event()
+        t = threading.Thread(target=visitor, args=(c.ports, stop, 0.1)) if busy else None
+        if t:
+            t.start()
+            time.sleep(2)
+        t0, c0 = time.monotonic(), c.thread_ticks()
+        time.sleep(seconds)
+        t1, c1 = time.monotonic(), c.thread_ticks()
+        if t:
+            stop.set()
+            t.join()
+        wire = wire_bytes(c.ports[0])
+    finally:
+        c.stop()
+        shutil.rmtree(d, True)
+    rounds = t1 - t0  # one round a second on every server
+    per = lambda k: (c1.get(k, 0) - c0.get(k, 0)) / TICK * 1000 / n / rounds  # noqa: E731
     req, head, body = wire
-    round_bytes = n * (n - 1) * (req + head + body)
-    return per_server_round_ms, cpu_with, cpu_without, secs, req, head, body, round_bytes
+    return per("exchange"), per("loop"), req, head, body, n * (n - 1) * (req + head + body)
 
 
 def main():
@@ -248,16 +254,16 @@ def main():
             b50 / a50, b99 / a99, arps / brps)]
     lines += ["", "## The exchange, per server and round (--sync-peers-ms 1000, %g s)" %
               args.seconds, "",
-              "| servers | load | CPU ms/server/round | CPU s with / without peers | "
-              "request B | response head B | body B | bytes/round (cluster) |",
+              "| servers | load | asking: CPU ms | answering: CPU ms | request B | "
+              "response head B | body B | bytes/round, whole cluster |",
               "|---:|---|---:|---:|---:|---:|---:|---:|"]
     for n in (3, 16):
         for busy in (False, True):
-            ms, cw, cwo, secs, req, head, body, rb = exchange_cost(args.after, n, base,
-                                                                   args.seconds, busy)
-            lines.append("| %d | %s | %.2f | %.2f / %.2f | %d | %d | %d | %d |" % (
-                n, "busy (a visit/100 ms each)" if busy else "quiet", ms, cw, cwo, req, head,
-                body, rb))
+            ask, answer, req, head, body, rb = exchange_cost(args.after, n, base, args.seconds,
+                                                             busy)
+            lines.append("| %d | %s | %.2f | %s | %d | %d | %d | %d |" % (
+                n, "busy (a visit/100 ms each)" if busy else "quiet", ask,
+                "(with the visits)" if busy else "%.2f" % answer, req, head, body, rb))
     lines += ["", "- load average at end: %s" % loadavg()]
     text = "\n".join(lines) + "\n"
     print(text)
