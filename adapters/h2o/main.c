@@ -317,9 +317,8 @@ static void setup_h2o(struct server *srv)
     h2o_config_init(&srv->globalconf);
     srv->globalconf.server_name = h2o_iovec_init(H2O_STRLIT(SERVER_NAME));
     srv->globalconf.max_request_entity_size = MAX_REQUEST_BODY;
-    /* Peer names for /cluster are resolved by libh2o's getaddrinfo threads (one by
-     * default): one per event loop (at most 8), so that a slow DNS answer delays one
-     * loop only. */
+    /* Peer names for the exchange are resolved by libh2o's getaddrinfo threads (one by
+     * default; this many at most). */
     h2o_hostinfo_max_threads = srv->cfg.threads < 8 ? srv->cfg.threads : 8;
     h2o_hostconf_t *host =
         h2o_config_register_host(&srv->globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);

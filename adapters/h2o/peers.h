@@ -1,11 +1,12 @@
-/* peers.h: the peers of GET /cluster as --peers and --peers-dns give them. */
+/* peers.h: the peers of the exchange (the cluster's count) as --peers and --peers-dns give
+ * them. */
 #ifndef VISITS_PEERS_H
 #define VISITS_PEERS_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#define PEERS_MAX 64      /* addresses one /cluster request queries */
+#define PEERS_MAX 64      /* addresses one round of the exchange asks */
 #define PEER_HOST_MAX 253 /* a DNS name */
 
 struct peer_source {

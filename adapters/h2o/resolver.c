@@ -1,9 +1,9 @@
 /*
- * resolver.c: the addresses of the peers that GET /cluster asks, per event loop.
+ * resolver.c: the addresses of the peers that the exchange asks, per event loop.
  *
  * Names are resolved by libh2o's getaddrinfo threads (h2o/hostinfo.h), never on an event
  * loop; each event loop keeps the resulting list for PEERS_DNS_TTL_MS, and concurrent
- * /cluster requests share one resolution. A resolution that takes more than half of
+ * requests share one resolution. A resolution that takes more than half of
  * --peer-timeout-ms does not hold the others back: the waiting requests get the list as
  * it is then (the slow name is an error entry, or its previous addresses if it had some),
  * and the late answer updates the list. Addresses that are this server itself (a local

@@ -1,6 +1,6 @@
 /*
- * resolver.h: the addresses of the peers, resolved for one event loop and shared by the
- * /cluster requests it serves. Everything runs on that loop; nothing blocks.
+ * resolver.h: the addresses of the peers, resolved for one event loop (the exchange's) and
+ * shared by the requests it makes. Everything runs on that loop; nothing blocks.
  */
 #ifndef VISITS_RESOLVER_H
 #define VISITS_RESOLVER_H
