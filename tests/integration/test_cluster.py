@@ -689,6 +689,26 @@ class Slots(ClusterTest):
         self.assertEqual(cluster(srv)["slot"], "%43af%C3%A9%201." + vid2)
         self.stop_ok(srv)
 
+    def test_pod_names_are_escaped(self):
+        # (ASCII only here: JSON escaping of non-ASCII pod names is issue 13's)
+        name = "x<y>&\"z' 1"
+        peer = self.fake("json", {"pod": "?", "slot": "a%3Cb%3E.00000000000000ee",
+                                  "slots": [{"slot": "a%3Cb%3E.00000000000000ee", "visits": 4}]})
+        srv = self.start(args=["--pod-name", name, "--peers", peer.address, "--recover-ms",
+                               "3000", "--sync-peers-ms", "100"])
+        wait_for("ready", lambda: srv.request("GET", "/ready")[0] == 200, 5)
+        doc = cluster(srv)
+        vol = self.file_bytes(os.path.join(self.data, "volume-id")).decode().strip()
+        self.assertEqual(doc["slot"], "x%3Cy%3E%26%22z%27%201." + vol)
+        self.assertEqual(pods(doc), {"a<b>": 4, name: 0})
+        html = srv.request("GET", "/cluster", HTML)[2].decode("utf-8")
+        self.assertIn('<span class="name" style="flex:0 0 12em;overflow-wrap:anywhere">'
+                      "x&lt;y&gt;&amp;&quot;z&#39; 1</span>", html)
+        self.assertIn(">a&lt;b&gt;</span>", html)
+        self.assertNotIn("<y>", html)
+        self.assertNotIn("<b>", html)
+        self.stop_ok(srv)
+
     def test_corrupt_volume_id_or_replica_refuses_to_start(self):
         path = os.path.join(self.data, "volume-id")
         args = ["--bind", "127.0.0.1", "--port", "0", "--data-dir", self.data, "--pod-name", "me"]
