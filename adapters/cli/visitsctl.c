@@ -407,7 +407,8 @@ static int cmd_slots(const struct command *cmd, char **args, int nargs)
     }
     if (d != NULL)
         closedir(d);
-    qsort(names, n, sizeof(*names), name_cmp);
+    if (n > 1)
+        qsort(names, n, sizeof(*names), name_cmp);
     for (size_t i = 0; i < n; i++) {
         char *rpath = join(slots, names[i]);
         err = rpath != NULL ? visits_read_file(rpath, &value, NULL) : -ENOMEM;
