@@ -87,6 +87,8 @@ static void usage(FILE *out)
             "                    VISITS_PEERS_DNS headless Service (default none)\n"
             "  --peer-timeout-ms N                how long /cluster waits for the peers,\n"
             "                    VISITS_PEER_TIMEOUT_MS  1..%d ms (default %d)\n"
+            "  --log-format FMT                   text | json: every line on stdout and stderr\n"
+            "                    VISITS_LOG_FORMAT  as text or as one JSON object (default text)\n"
             "  --print-routes    print the route table (path, methods, purpose) and exit\n"
             "  --help            print this help and exit\n"
             "  --version         print the version and exit\n"
@@ -240,6 +242,17 @@ static int set_peer_timeout(struct server_config *cfg, const char *v, char *err,
     return 0;
 }
 
+static int set_log_format(struct server_config *cfg, const char *v, char *err, size_t errsize)
+{
+    if (strcmp(v, "text") == 0)
+        cfg->log_format = LOG_TEXT;
+    else if (strcmp(v, "json") == 0)
+        cfg->log_format = LOG_JSON;
+    else
+        return invalid(err, errsize, v, "text or json");
+    return 0;
+}
+
 typedef int (*setter)(struct server_config *, const char *value, char *err, size_t errsize);
 static const struct option_def {
     const char *flag;
@@ -255,6 +268,7 @@ static const struct option_def {
     {"--peers", "VISITS_PEERS", set_peers},
     {"--peers-dns", "VISITS_PEERS_DNS", set_peers_dns},
     {"--peer-timeout-ms", "VISITS_PEER_TIMEOUT_MS", set_peer_timeout},
+    {"--log-format", "VISITS_LOG_FORMAT", set_log_format},
 };
 #define NUM_OPTIONS (sizeof(options) / sizeof(options[0]))
 
@@ -308,6 +322,23 @@ static size_t find_option(int argc, char **argv, int *i, const char **value)
     return NUM_OPTIONS;
 }
 
+/* The log format before anything else, so that the errors about the other values are
+ * written in it: the last valid --log-format, else a valid VISITS_LOG_FORMAT. An invalid
+ * value is left for config_parse to report in its turn (in text). */
+static void early_log_format(struct server_config *cfg, int argc, char **argv)
+{
+    char err[256];
+    const char *flag = NULL, *value = NULL;
+    for (int i = 1; i < argc; i++) {
+        size_t opt = find_option(argc, argv, &i, &value);
+        if (opt < NUM_OPTIONS && options[opt].set == set_log_format && value != NULL)
+            flag = value;
+    }
+    const char *v = flag != NULL ? flag : getenv("VISITS_LOG_FORMAT");
+    if (v != NULL && set_log_format(cfg, v, err, sizeof(err)) == 0)
+        log_configure(cfg->log_format, cfg->pod_name);
+}
+
 int config_parse(struct server_config *cfg, int argc, char **argv)
 {
     int given[NUM_OPTIONS] = {0};
@@ -316,6 +347,7 @@ int config_parse(struct server_config *cfg, int argc, char **argv)
         log_error("out of memory");
         return 2;
     }
+    early_log_format(cfg, argc, argv);
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i], *value = NULL;
         if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
@@ -358,6 +390,7 @@ int config_parse(struct server_config *cfg, int argc, char **argv)
         log_error("out of memory");
         return 2;
     }
+    log_configure(cfg->log_format, cfg->pod_name);
     return CONFIG_RUN;
 }
 
