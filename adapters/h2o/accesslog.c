@@ -158,16 +158,14 @@ static void format_text(struct out *o, h2o_req_t *req, int status, uint64_t dura
     put(o, "\"\n", 2);
 }
 
-/* A field of the request in a JSON line: its string, cut at FIELD_MAX bytes (not inside a
- * character) with "..." appended. */
-static void put_json_string(struct out *o, const char *s, size_t len)
+/* A field of the request in a JSON line, the inside of its string: cut at FIELD_MAX bytes
+ * (not inside a character) with "..." appended. */
+static void put_json_field(struct out *o, const char *s, size_t len)
 {
     size_t cut = utf8_cut(s, len, FIELD_MAX);
-    put(o, "\"", 1);
     o->p = format_json_utf8(o->p, o->end, s, cut);
     if (cut < len)
         put(o, "...", 3);
-    put(o, "\"", 1);
 }
 
 #define PUT_LIT(o, s) put((o), "" s, sizeof(s) - 1)
@@ -184,38 +182,35 @@ static void format_json(struct out *o, h2o_req_t *req, int status, uint64_t dura
     const char *pod = log_pod_json(&podlen);
     char head[64], *q = head;
     q = log_time(LIT_AT(q, "{\"time\":\""), ns);
+    q = LIT_AT(q, "\",\"level\":\"info\",\"msg\":\"access\",\"pod\":\"");
     put(o, head, (size_t)(q - head));
-    PUT_LIT(o, "\",\"level\":\"info\",\"msg\":\"access\",\"pod\":\"");
     put(o, pod, podlen);
-    PUT_LIT(o, "\",\"method\":");
-    put_json_string(o, req->input.method.base, req->input.method.len);
-    PUT_LIT(o, ",\"path\":");
-    put_json_string(o, req->input.path.base, req->input.path.len);
+    PUT_LIT(o, "\",\"method\":\"");
+    put_json_field(o, req->input.method.base, req->input.method.len);
+    PUT_LIT(o, "\",\"path\":\"");
+    put_json_field(o, req->input.path.base, req->input.path.len);
 
-    char nums[160];
-    q = LIT_AT(nums, ",\"protocol\":\"");
+    char nums[160 + NI_MAXHOST];
+    q = LIT_AT(nums, "\",\"protocol\":\"");
     q += h2o_stringify_protocol_version(q, req->version);
     q = format_u64(LIT_AT(q, "\",\"status\":"), status > 0 ? (uint64_t)status : 0);
     q = format_u64(LIT_AT(q, ",\"bytes\":"), req->bytes_sent);
     q = format_u64(LIT_AT(q, ",\"duration\":"), duration_ns / 1000000000u);
     *q++ = '.';
     q = format_u64_width(q, duration_ns / 1000u % 1000000u, 6);
-    q = LIT_AT(q, ",\"remote_addr\":");
-    put(o, nums, (size_t)(q - nums));
-
-    char addr[NI_MAXHOST];
-    size_t alen = peer_address(req, addr);
-    if (alen != 0)
-        put_json_string(o, addr, alen);
-    else
-        PUT_LIT(o, "null");
-    PUT_LIT(o, ",\"user_agent\":");
+    q = LIT_AT(q, ",\"remote_addr\":\"");
+    size_t alen = peer_address(req, q); /* numeric: nothing to escape */
+    q = alen != 0 ? LIT_AT(q + alen, "\"") : LIT_AT(q - 1, "null");
     ssize_t ua = h2o_find_header(&req->headers, H2O_TOKEN_USER_AGENT, -1);
-    if (ua != -1)
-        put_json_string(o, req->headers.entries[ua].value.base, req->headers.entries[ua].value.len);
-    else
-        PUT_LIT(o, "null");
-    PUT_LIT(o, "}\n");
+    if (ua != -1) {
+        q = LIT_AT(q, ",\"user_agent\":\"");
+        put(o, nums, (size_t)(q - nums));
+        put_json_field(o, req->headers.entries[ua].value.base, req->headers.entries[ua].value.len);
+        PUT_LIT(o, "\"}\n");
+    } else {
+        q = LIT_AT(q, ",\"user_agent\":null}\n");
+        put(o, nums, (size_t)(q - nums));
+    }
 }
 
 /* Formats req's line into the loop's buffer (flushing when full). */

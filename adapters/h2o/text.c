@@ -200,14 +200,18 @@ char *format_json_utf8(char *p, const char *end, const char *s, size_t len)
 {
     const unsigned char *u = (const unsigned char *)s;
     for (size_t i = 0; i < len;) {
-        unsigned char c = u[i];
-        if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
-            if (p == end)
-                break;
-            *p++ = (char)c;
-            i++;
-            continue;
+        /* The common case first: a run of printable ASCII, copied as is. */
+        size_t room = (size_t)(end - p), run = len - i < room ? len - i : room, k = 0;
+        while (k < run && u[i + k] >= 0x20 && u[i + k] < 0x7f && u[i + k] != '"' &&
+               u[i + k] != '\\') {
+            p[k] = (char)u[i + k];
+            k++;
         }
+        p += k;
+        i += k;
+        if (i == len || p == end)
+            break;
+        unsigned char c = u[i];
         char esc[6] = {'\\', 'u', '0', '0', 0, 0};
         size_t n = 6, step = 1;
         if (c == '"' || c == '\\' || c == '\n' || c == '\r' || c == '\t') {
