@@ -163,7 +163,7 @@ static void format_text(struct out *o, h2o_req_t *req, int status, uint64_t dura
 static void put_json_field(struct out *o, const char *s, size_t len)
 {
     size_t cut = utf8_cut(s, len, FIELD_MAX);
-    o->p = format_json_utf8(o->p, o->end, s, cut);
+    o->p = format_json_utf8(o->p, o->end, s, cut, NULL);
     if (cut < len)
         put(o, "...", 3);
 }

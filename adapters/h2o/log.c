@@ -23,6 +23,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -146,7 +147,8 @@ void log_configure(enum log_format format, const char *pod)
     size_t len = strlen(pod);
     lf.format = format;
     len = utf8_cut(pod, len, POD_MAX);
-    lf.pod_len = (size_t)(format_json_utf8(lf.pod, lf.pod + sizeof(lf.pod) - 1, pod, len) - lf.pod);
+    lf.pod_len =
+        (size_t)(format_json_utf8(lf.pod, lf.pod + sizeof(lf.pod) - 1, pod, len, NULL) - lf.pod);
     lf.pod[lf.pod_len] = '\0';
 }
 
@@ -212,23 +214,30 @@ static void write_line(int fd, const char *line, size_t len)
 }
 
 #define TEXT_LINE_MAX 1024 /* bytes of a text line, its message cut to fit */
-#define MSG_MAX 1024       /* bytes of a JSON line's message, cut beyond */
-#define JSON_LINE_MAX (MSG_MAX * 6 + POD_MAX * 6 + 128)
+#define MSG_MAX 1024       /* bytes of a JSON line's message before escaping, cut beyond */
+/* A JSON line, its message cut to fit: one write(2) of it to a pipe is atomic, so lines that
+ * threads write to stderr at the same time never mix. */
+#define JSON_LINE_MAX PIPE_BUF
+_Static_assert(JSON_LINE_MAX >= POD_MAX * 6 + 256, "no room for a JSON line's message");
 
 #if defined(__GNUC__)
 __attribute__((format(printf, 3, 0)))
 #endif
 /* {"time":...,"level":...,"msg":...,"pod":...} and "\n" into line (JSON_LINE_MAX bytes);
- * its length, 0 on error. */
+ * its length, 0 on error. A message too long for the line is cut, "..." appended. */
 static size_t
 format_json_line(char *line, const char *level, const char *format, va_list ap)
 {
+    static const char tail[] = "\",\"pod\":\"";
     char msg[MSG_MAX];
     int n = vsnprintf(msg, sizeof(msg), format, ap);
     if (n < 0)
         return 0;
-    size_t mlen = utf8_cut(msg, (size_t)n, sizeof(msg) - 1);
-    char *p = line, *end = line + JSON_LINE_MAX;
+    /* n may exceed the buffer: utf8_cut looks at most at msg[MSG_MAX - 1], the NUL. */
+    size_t mlen = utf8_cut(msg, (size_t)n, sizeof(msg) - 1), used;
+    char *p = line;
+    /* Room for the message: what the rest of the line leaves, "..." included. */
+    const char *end = line + JSON_LINE_MAX - (sizeof(tail) - 1) - lf.pod_len - 3 - 3;
 #define LIT(s) (memcpy(p, "" s, sizeof(s) - 1), p += sizeof(s) - 1)
     LIT("{\"time\":\"");
     p = log_time(p, clock_real_ns());
@@ -236,8 +245,11 @@ format_json_line(char *line, const char *level, const char *format, va_list ap)
     memcpy(p, level, strlen(level));
     p += strlen(level);
     LIT("\",\"msg\":\"");
-    p = format_json_utf8(p, end, msg, mlen);
-    LIT("\",\"pod\":\"");
+    p = format_json_utf8(p, end, msg, mlen, &used);
+    if (used < mlen || mlen < (size_t)n)
+        LIT("...");
+    memcpy(p, tail, sizeof(tail) - 1);
+    p += sizeof(tail) - 1;
     memcpy(p, lf.pod, lf.pod_len);
     p += lf.pod_len;
     LIT("\"}\n");

@@ -196,10 +196,11 @@ static size_t utf8_char(const unsigned char *s, size_t len, size_t *bad)
     return n;
 }
 
-char *format_json_utf8(char *p, const char *end, const char *s, size_t len)
+char *format_json_utf8(char *p, const char *end, const char *s, size_t len, size_t *used)
 {
     const unsigned char *u = (const unsigned char *)s;
-    for (size_t i = 0; i < len;) {
+    size_t i = 0;
+    while (i < len) {
         /* The common case first: a run of printable ASCII, copied as is. */
         size_t room = (size_t)(end - p), run = len - i < room ? len - i : room, k = 0;
         while (k < run && u[i + k] >= 0x20 && u[i + k] < 0x7f && u[i + k] != '"' &&
@@ -252,6 +253,8 @@ char *format_json_utf8(char *p, const char *end, const char *s, size_t len)
         p += n;
         i += step;
     }
+    if (used != NULL)
+        *used = i;
     return p;
 }
 

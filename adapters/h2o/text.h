@@ -46,9 +46,10 @@ char *format_logsafe(char *p, const char *end, const char *s, size_t len);
  * U+007F-U+009F) and the line and paragraph separators (U+2028, U+2029) are escaped; each
  * ill-formed subsequence (a maximal subpart, as WHATWG's decoder and Python's "replace"
  * count them) becomes \ufffd (U+FFFD). At most 6 bytes per byte of s. Stops before a
- * character whose form does not fit before end; returns the end. (strbuf_json, for the
- * responses, writes every byte outside printable ASCII as \u00NN instead.) */
-char *format_json_utf8(char *p, const char *end, const char *s, size_t len);
+ * character whose form does not fit before end; returns the end, and the bytes of s it
+ * wrote in *used (if not NULL). (strbuf_json, for the responses, writes every byte outside
+ * printable ASCII as \u00NN instead.) */
+char *format_json_utf8(char *p, const char *end, const char *s, size_t len, size_t *used);
 /* The length of s cut to at most max bytes, backed off so that the cut does not split a
  * well-formed UTF-8 character. */
 size_t utf8_cut(const char *s, size_t len, size_t max);
