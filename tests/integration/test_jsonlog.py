@@ -466,6 +466,24 @@ class JsonLog(ServerTest):
         self.assertIn("counter %s = 1 flushed" % path, events[-1])
         self.assertEqual(len(events), 3, events)
 
+    def test_long_message_is_cut_to_one_atomic_write(self):
+        # 4 x 255 control bytes in the data directory's path: 6 bytes each once escaped, more
+        # than PIPE_BUF. The line is cut to 4096 bytes (one write(2) to a pipe is atomic, so
+        # stderr lines of several threads never mix), still valid JSON, "..." at the end.
+        missing = os.path.join(os.fsencode(self.tmp), *[b"\x01" * 255] * 4)
+        self.t0 = time.time()
+        r = subprocess.run([SERVER, "--log-format", "json", "--pod-name", "web-0",
+                            "--data-dir", missing], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=10 * SLOW)
+        self.assertEqual(r.returncode, 1, r.stderr[:300])
+        err = JsonLines(self, r.stderr, "stderr", "web-0", self.t0)
+        self.assertEqual(len(err.docs), 1)
+        self.assertLessEqual(len(r.stderr), 4096)
+        self.assertGreater(len(r.stderr), 4000)
+        msg = err.docs[0]["msg"]
+        self.assertTrue(msg.startswith(missing.decode()[:500]), msg[:100])
+        self.assertTrue(msg.endswith("\x01..."), msg[-20:])
+
     # ---- load ----------------------------------------------------------------------------
     def test_under_concurrent_load(self):
         nconns, per_conn, batch = 8, 300, 20
