@@ -9,7 +9,7 @@ declare -A PKGS=(
   [container]="podman buildah runc mmdebstrap uidmap catatonit netavark aardvark-dns"
   [deploy]="nodejs prometheus"
   [browser]="chromium nodejs"
-  [bench]="curl wrk h2o sqlite3 libsqlite3-dev redis-server redis-tools nghttp2-client gnuplot-nox hyperfine"
+  [bench]="curl valgrind wrk h2o sqlite3 libsqlite3-dev redis-server redis-tools nghttp2-client gnuplot-nox hyperfine"
 )
 
 want=()
