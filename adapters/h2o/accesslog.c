@@ -180,9 +180,12 @@ static void format_json(struct out *o, h2o_req_t *req, int status, uint64_t dura
                                  : clock_real_ns();
     size_t podlen;
     const char *pod = log_pod_json(&podlen);
-    char head[64], *q = head;
-    q = log_time(LIT_AT(q, "{\"time\":\""), ns);
-    q = LIT_AT(q, "\",\"level\":\"info\",\"msg\":\"access\",\"pod\":\"");
+#define HEAD1 "{\"time\":\""
+#define HEAD2 "\",\"level\":\"info\",\"msg\":\"access\",\"pod\":\""
+    char head[sizeof(HEAD1) - 1 + LOG_TIME_LEN + sizeof(HEAD2) - 1], *q = head;
+    q = LIT_AT(log_time(LIT_AT(q, HEAD1), ns), HEAD2);
+#undef HEAD1
+#undef HEAD2
     put(o, head, (size_t)(q - head));
     put(o, pod, podlen);
     PUT_LIT(o, "\",\"method\":\"");
@@ -190,7 +193,7 @@ static void format_json(struct out *o, h2o_req_t *req, int status, uint64_t dura
     PUT_LIT(o, "\",\"path\":\"");
     put_json_field(o, req->input.path.base, req->input.path.len);
 
-    char nums[160 + NI_MAXHOST];
+    char nums[256 + NI_MAXHOST];
     q = LIT_AT(nums, "\",\"protocol\":\"");
     q += h2o_stringify_protocol_version(q, req->version);
     q = format_u64(LIT_AT(q, "\",\"status\":"), status > 0 ? (uint64_t)status : 0);
