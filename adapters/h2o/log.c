@@ -2,7 +2,9 @@
  * log.c: the server's lines, and the only writer of stdout while the server runs.
  *
  * log_error writes stderr at once (one write(2) per line). log_info's lines and the
- * access log go to stdout through one queue while the writer thread runs.
+ * access log go to stdout through one queue while the writer thread runs. Both write text
+ * ("visits-server: " and the message) or one JSON object per line (log_configure; the
+ * access log asks log_format()).
  *
  * Event loops hand their access-log buffers (whole lines, normally under PIPE_BUF) to a
  * queue of at most LOG_QUEUE_MAX bytes; one thread writes the chunks to stdout in
@@ -226,11 +228,11 @@ __attribute__((format(printf, 3, 0)))
 /* {"time":...,"level":...,"msg":...,"pod":...} and "\n" into line (JSON_LINE_MAX bytes);
  * its length, 0 on error. A message too long for the line is cut, "..." appended. */
 static size_t
-format_json_line(char *line, const char *level, const char *format, va_list ap)
+format_json_line(char *line, const char *level, const char *fmt, va_list ap)
 {
     static const char tail[] = "\",\"pod\":\"";
     char msg[MSG_MAX];
-    int n = vsnprintf(msg, sizeof(msg), format, ap);
+    int n = vsnprintf(msg, sizeof(msg), fmt, ap);
     if (n < 0)
         return 0;
     /* n may exceed the buffer: utf8_cut looks at most at msg[MSG_MAX - 1], the NUL. */
@@ -261,12 +263,12 @@ format_json_line(char *line, const char *level, const char *format, va_list ap)
 __attribute__((format(printf, 2, 0)))
 #endif
 static void
-log_line(int fd, const char *format, va_list ap)
+log_line(int fd, const char *fmt, va_list ap)
 {
     char line[JSON_LINE_MAX];
     size_t len = lf.format == LOG_JSON
-                     ? format_json_line(line, fd == STDERR_FILENO ? "error" : "info", format, ap)
-                     : format_line(line, TEXT_LINE_MAX, format, ap);
+                     ? format_json_line(line, fd == STDERR_FILENO ? "error" : "info", fmt, ap)
+                     : format_line(line, TEXT_LINE_MAX, fmt, ap);
     if (len == 0)
         return;
     /* While the writer runs, its queue keeps stdout's lines in order with the access log. */

@@ -1,6 +1,6 @@
 /*
- * text.h: growable strings, decimal numbers, and the escaping of text for JSON, HTML and
- * log lines (one escaper for each).
+ * text.h: growable strings, decimal numbers, UTC times, and the escaping of text for JSON
+ * responses, JSON log lines, HTML and text log lines (one escaper for each).
  */
 #ifndef VISITS_TEXT_H
 #define VISITS_TEXT_H
