@@ -1,4 +1,4 @@
-/* text.c: growable strings, decimal numbers, UTC times, JSON/HTML/log escaping. */
+/* text.c: growable strings, decimal numbers, JSON/HTML/log escaping. */
 #include "text.h"
 
 #include <stdarg.h>
