@@ -25,6 +25,8 @@
 #define MAX_THREADS 256
 #define MAX_INTERVAL_MS 3600000u
 #define DEFAULT_PEER_TIMEOUT_MS 500
+#define DEFAULT_STALL_MS 2000
+#define MAX_STALL_MS 600000
 #define MAX_PEER_TIMEOUT_MS 60000
 
 /* A CPU limit of the cgroup (a container's "resources.limits.cpu"), rounded up; 0 if
@@ -80,6 +82,8 @@ static void usage(FILE *out)
             "  --threads N       VISITS_THREADS   event-loop threads, 1..%d (default: CPU count,\n"
             "                                     CPU limit of the cgroup included; here %u)\n"
             "  --sync MODE       VISITS_SYNC      always | interval:MS (default always)\n"
+            "  --stall-ms N      VISITS_STALL_MS  a write running longer makes /ready 503,\n"
+            "                                     100..%d ms (default %d)\n"
             "  --pod-name NAME   POD_NAME         name shown in responses (default: hostname)\n"
             "  --peers LIST      VISITS_PEERS     the peers /cluster asks: HOST:PORT,...\n"
             "                                     (IPv6 as [ADDR]:PORT; default none)\n"
@@ -99,8 +103,8 @@ static void usage(FILE *out)
             "peer's GET /visits (this server among the peers is not counted twice).\n"
             "\n"
             "Routes:\n",
-            DEFAULT_PORT, DEFAULT_BIND, DEFAULT_DATA_DIR, MAX_THREADS, cpus, MAX_PEER_TIMEOUT_MS,
-            DEFAULT_PEER_TIMEOUT_MS);
+            DEFAULT_PORT, DEFAULT_BIND, DEFAULT_DATA_DIR, MAX_THREADS, cpus, MAX_STALL_MS,
+            DEFAULT_STALL_MS, MAX_PEER_TIMEOUT_MS, DEFAULT_PEER_TIMEOUT_MS);
     routes_print(out, "  ", 9);
     fprintf(out, "\nSIGTERM or SIGINT: finish in-flight requests, flush, exit 0.\n"
                  "Exit status: 0 on success, 1 when the server cannot start or run, 2 on bad "
@@ -242,6 +246,15 @@ static int set_peer_timeout(struct server_config *cfg, const char *v, char *err,
     return 0;
 }
 
+static int set_stall(struct server_config *cfg, const char *v, char *err, size_t errsize)
+{
+    unsigned long n;
+    if (parse_uint(v, 100, MAX_STALL_MS, &n) != 0)
+        return invalid(err, errsize, v, "milliseconds 100..600000");
+    cfg->stall_ms = (unsigned)n;
+    return 0;
+}
+
 static int set_log_format(struct server_config *cfg, const char *v, char *err, size_t errsize)
 {
     if (strcmp(v, "text") == 0)
@@ -264,6 +277,7 @@ static const struct option_def {
     {"--data-dir", "VISITS_DATA_DIR", set_data_dir},
     {"--threads", "VISITS_THREADS", set_threads},
     {"--sync", "VISITS_SYNC", set_sync},
+    {"--stall-ms", "VISITS_STALL_MS", set_stall},
     {"--pod-name", "POD_NAME", set_pod_name},
     {"--peers", "VISITS_PEERS", set_peers},
     {"--peers-dns", "VISITS_PEERS_DNS", set_peers_dns},
@@ -282,6 +296,7 @@ static int set_defaults(struct server_config *cfg)
         cfg->threads = MAX_THREADS;
     visits_options_init(&cfg->opts);
     cfg->peer_timeout_ms = DEFAULT_PEER_TIMEOUT_MS;
+    cfg->stall_ms = DEFAULT_STALL_MS;
     if (gethostname(cfg->pod_name, sizeof(cfg->pod_name)) != 0 || cfg->pod_name[0] == '\0')
         strcpy(cfg->pod_name, "unknown");
     cfg->pod_name[sizeof(cfg->pod_name) - 1] = '\0';

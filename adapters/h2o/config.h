@@ -15,6 +15,7 @@ struct server_config {
     char *counter_path;  /* malloc'd: data_dir + "/visits" */
     unsigned threads;    /* event-loop threads */
     visits_options opts; /* sync mode and interval */
+    unsigned stall_ms;   /* --stall-ms: a longer write cycle makes the server not ready */
     char pod_name[254];
     struct peer_source *peers; /* malloc'd: --peers */
     size_t npeers;
