@@ -102,10 +102,16 @@ cmd|hyperfine|hyperfine|bench|bench (whole-command timings)
 '
 
 verbose=0
-if [[ ${1:-} == -v ]]; then
-    verbose=1
+build_dirs=()
+while [[ $# -gt 0 ]]; do
+    case $1 in
+    -v) verbose=1 ;;
+    --build-dir) build_dirs+=("$2") && shift ;;
+    -*) echo "usage: check-setup.sh [-v] [--build-dir DIR] [GROUP...]" >&2 && exit 2 ;;
+    *) break ;;
+    esac
     shift
-fi
+done
 groups=("$@")
 [[ ${#groups[@]} -gt 0 ]] || read -r -a groups <<<"$DEFAULT_GROUPS"
 # The container suite plays deploy/base: it needs the deploy group's kubectl and node too.
@@ -228,6 +234,22 @@ if selected "deploy" && v=$(kubectl version --client 2>/dev/null | sed -n 's/^Cl
     # kubernetes-client 1.20 cannot.
     ((${v%%.*} > 1 || ${v#*.} >= 27)) ||
         problems+=("MISSING  kubectl >= 1.27: kubectl is $v, its kustomize cannot render deploy/ (remove it, then scripts/deps.sh deploy installs 1.32); needed by the deploy and container suites")
+fi
+if [[ $(id -u) -eq 0 ]] && selected "test" && command -v setpriv >/dev/null; then
+    # As root, the cli and integration suites run visitsctl and visits-server as nobody
+    # (setpriv), out of the build directory: every directory above it must be searchable
+    # by others (a clone in /root or in a mktemp -d directory, mode 0700, is not).
+    for d in "$here/.." "${build_dirs[@]}"; do
+        d=$(realpath -m "$d")
+        setpriv --reuid=65534 --regid=65534 --clear-groups test -x "$d" 2>/dev/null && continue
+        closed=()
+        a=$d
+        while [[ $a != / ]]; do
+            [[ -d $a ]] && (((8#$(stat -c %a "$a") & 1) == 0)) && closed=("$a" "${closed[@]}")
+            a=$(dirname "$a")
+        done
+        problems+=("NO ACCESS user nobody cannot reach $d (not searchable by others: ${closed[*]:-?}); the cli and integration suites run programs from the build directory as nobody: chmod o+x ${closed[*]:-DIR}, or clone elsewhere")
+    done
 fi
 if [[ $(id -u) -ne 0 ]] && { selected "container" || selected "test"; }; then
     if [[ $ci == true ]]; then
