@@ -52,8 +52,8 @@ cmd|nm|binutils|test|consumer test (exported symbols)
 cmd|python3|python3|test container bench|cli, integration and crash suites; container suite; bench
 path|/usr/bin/python3|python3|test|tests that need Debian python3-* modules
 py|h2|python3-h2|test|HTTP/2 tests (frames scripted with h2, run by /usr/bin/python3)
-cmd|promtool|prometheus|test|server_metrics (promtool check metrics); rule tests
-cmd|prometheus|prometheus|test|a real Prometheus scraping test servers
+cmd|promtool|prometheus|test deploy|server_metrics (promtool check metrics); deploy.rules.* (promtool check/test rules)
+cmd|prometheus|prometheus|test|server_prometheus (a real Prometheus scraping test servers)
 cmd|curl|curl|test container bench|container suite; HTTP checks in scripts; bench
 cmd|pgrep|procps|test|tests that look for processes
 cmd|setpriv|util-linux|test|cli and integration suites (run as nobody)
