@@ -26,6 +26,8 @@
 #define MAX_THREADS 256
 #define MAX_INTERVAL_MS 3600000u
 #define DEFAULT_PEER_TIMEOUT_MS 500
+#define DEFAULT_STALL_MS 2000
+#define MAX_STALL_MS 600000
 #define MAX_PEER_TIMEOUT_MS 60000
 #define DEFAULT_SYNC_PEERS_MS 1000
 #define MIN_SYNC_PEERS_MS 50
@@ -86,6 +88,8 @@ static void usage(FILE *out)
             "  --threads N       VISITS_THREADS   event-loop threads, 1..%d (default: CPU count,\n"
             "                                     CPU limit of the cgroup included; here %u)\n"
             "  --sync MODE       VISITS_SYNC      always | interval:MS (default always)\n"
+            "  --stall-ms N      VISITS_STALL_MS  a write running longer makes /ready 503,\n"
+            "                                     100..%d ms (default %d)\n"
             "  --pod-name NAME   POD_NAME         name shown in responses (default: hostname)\n"
             "  --peers LIST      VISITS_PEERS     the peers that exchange slots: HOST:PORT,...\n"
             "                                     (IPv6 as [ADDR]:PORT; default none)\n"
@@ -97,6 +101,8 @@ static void usage(FILE *out)
             "                    VISITS_SYNC_PEERS_MS  %d..%d (default %d)\n"
             "  --recover-ms N                     at start, stay not ready until every peer\n"
             "                    VISITS_RECOVER_MS  answered or N ms passed, 0..%d (default %d)\n"
+            "  --log-format FMT                   text | json: every line on stdout and stderr\n"
+            "                    VISITS_LOG_FORMAT  as text or as one JSON object (default text)\n"
             "  --print-routes    print the route table (path, methods, purpose) and exit\n"
             "  --help            print this help and exit\n"
             "  --version         print the version and exit\n"
@@ -108,9 +114,9 @@ static void usage(FILE *out)
             "other slot in DIR/slots, which the exchange with the peers only ever raises.\n"
             "\n"
             "Routes:\n",
-            DEFAULT_PORT, DEFAULT_BIND, DEFAULT_DATA_DIR, MAX_THREADS, cpus, MAX_PEER_TIMEOUT_MS,
-            DEFAULT_PEER_TIMEOUT_MS, MIN_SYNC_PEERS_MS, MAX_SYNC_PEERS_MS, DEFAULT_SYNC_PEERS_MS,
-            MAX_RECOVER_MS, DEFAULT_RECOVER_MS);
+            DEFAULT_PORT, DEFAULT_BIND, DEFAULT_DATA_DIR, MAX_THREADS, cpus, MAX_STALL_MS,
+            DEFAULT_STALL_MS, MAX_PEER_TIMEOUT_MS, DEFAULT_PEER_TIMEOUT_MS, MIN_SYNC_PEERS_MS,
+            MAX_SYNC_PEERS_MS, DEFAULT_SYNC_PEERS_MS, MAX_RECOVER_MS, DEFAULT_RECOVER_MS);
     routes_print(out, "  ", 9);
     fprintf(out, "\nSIGTERM or SIGINT: finish in-flight requests, flush, exit 0.\n"
                  "Exit status: 0 on success, 1 when the server cannot start or run, 2 on bad "
@@ -270,6 +276,26 @@ static int set_recover(struct server_config *cfg, const char *v, char *err, size
     return 0;
 }
 
+static int set_stall(struct server_config *cfg, const char *v, char *err, size_t errsize)
+{
+    unsigned long n;
+    if (parse_uint(v, 100, MAX_STALL_MS, &n) != 0)
+        return invalid(err, errsize, v, "milliseconds 100..600000");
+    cfg->stall_ms = (unsigned)n;
+    return 0;
+}
+
+static int set_log_format(struct server_config *cfg, const char *v, char *err, size_t errsize)
+{
+    if (strcmp(v, "text") == 0)
+        cfg->log_format = LOG_TEXT;
+    else if (strcmp(v, "json") == 0)
+        cfg->log_format = LOG_JSON;
+    else
+        return invalid(err, errsize, v, "text or json");
+    return 0;
+}
+
 typedef int (*setter)(struct server_config *, const char *value, char *err, size_t errsize);
 static const struct option_def {
     const char *flag;
@@ -281,12 +307,14 @@ static const struct option_def {
     {"--data-dir", "VISITS_DATA_DIR", set_data_dir},
     {"--threads", "VISITS_THREADS", set_threads},
     {"--sync", "VISITS_SYNC", set_sync},
+    {"--stall-ms", "VISITS_STALL_MS", set_stall},
     {"--pod-name", "POD_NAME", set_pod_name},
     {"--peers", "VISITS_PEERS", set_peers},
     {"--peers-dns", "VISITS_PEERS_DNS", set_peers_dns},
     {"--peer-timeout-ms", "VISITS_PEER_TIMEOUT_MS", set_peer_timeout},
     {"--sync-peers-ms", "VISITS_SYNC_PEERS_MS", set_sync_peers},
     {"--recover-ms", "VISITS_RECOVER_MS", set_recover},
+    {"--log-format", "VISITS_LOG_FORMAT", set_log_format},
 };
 #define NUM_OPTIONS (sizeof(options) / sizeof(options[0]))
 
@@ -302,6 +330,7 @@ static int set_defaults(struct server_config *cfg)
     cfg->peer_timeout_ms = DEFAULT_PEER_TIMEOUT_MS;
     cfg->sync_peers_ms = DEFAULT_SYNC_PEERS_MS;
     cfg->recover_ms = DEFAULT_RECOVER_MS;
+    cfg->stall_ms = DEFAULT_STALL_MS;
     if (gethostname(cfg->pod_name, sizeof(cfg->pod_name)) != 0 || cfg->pod_name[0] == '\0')
         strcpy(cfg->pod_name, "unknown");
     cfg->pod_name[sizeof(cfg->pod_name) - 1] = '\0';
@@ -342,6 +371,23 @@ static size_t find_option(int argc, char **argv, int *i, const char **value)
     return NUM_OPTIONS;
 }
 
+/* The log format before anything else, so that the errors about the other values are
+ * written in it: the last valid --log-format, else a valid VISITS_LOG_FORMAT. An invalid
+ * value is left for config_parse to report in its turn (in text). */
+static void early_log_format(struct server_config *cfg, int argc, char **argv)
+{
+    char err[256];
+    const char *flag = NULL, *value = NULL;
+    for (int i = 1; i < argc; i++) {
+        size_t opt = find_option(argc, argv, &i, &value);
+        if (opt < NUM_OPTIONS && options[opt].set == set_log_format && value != NULL)
+            flag = value;
+    }
+    const char *v = flag != NULL ? flag : getenv("VISITS_LOG_FORMAT");
+    if (v != NULL && set_log_format(cfg, v, err, sizeof(err)) == 0)
+        log_configure(cfg->log_format, cfg->pod_name);
+}
+
 int config_parse(struct server_config *cfg, int argc, char **argv)
 {
     int given[NUM_OPTIONS] = {0};
@@ -350,6 +396,7 @@ int config_parse(struct server_config *cfg, int argc, char **argv)
         log_error("out of memory");
         return 2;
     }
+    early_log_format(cfg, argc, argv);
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i], *value = NULL;
         if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
@@ -392,6 +439,7 @@ int config_parse(struct server_config *cfg, int argc, char **argv)
         log_error("out of memory");
         return 2;
     }
+    log_configure(cfg->log_format, cfg->pod_name);
     /* The pod's name names its slot of the cluster's count (slotid.h). */
     if (slot_pod_check(cfg->pod_name, strlen(cfg->pod_name), err, sizeof(err)) != 0) {
         log_error("pod name '%s' (--pod-name, POD_NAME or the host name) cannot name a slot "

@@ -1,6 +1,7 @@
 /* slotid.c: slot ids, "POD.VOLUMEID" with the pod's name escaped (see slotid.h). */
 #include "slotid.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -69,14 +70,6 @@ int slot_pod_check(const char *pod, size_t len, char *err, size_t errsize)
         }
         i += n;
     }
-    size_t elen = escaped_len(pod, len);
-    if (elen > SLOT_POD_ID_MAX) {
-        snprintf(err, errsize,
-                 "the pod name's slot form has %zu bytes, at most %d (bytes other than a-z, "
-                 "0-9, '-' and '.' take 3)",
-                 elen, SLOT_POD_ID_MAX);
-        return -1;
-    }
     return 0;
 }
 
@@ -90,6 +83,17 @@ int slot_volume_valid(const char *s, size_t len)
     return 1;
 }
 
+/* FNV-1a, 64 bits: names a long pod name's slot (not a secret, only a distinction). */
+static uint64_t fnv1a(const char *s, size_t len)
+{
+    uint64_t h = 14695981039346656037ull;
+    for (size_t i = 0; i < len; i++) {
+        h ^= (unsigned char)s[i];
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
 int slot_id_make(const char *pod, const char *volume, char out[SLOT_ID_MAX + 1])
 {
     char why[160];
@@ -97,16 +101,33 @@ int slot_id_make(const char *pod, const char *volume, char out[SLOT_ID_MAX + 1])
     if (slot_pod_check(pod, len, why, sizeof(why)) != 0 ||
         !slot_volume_valid(volume, strlen(volume)))
         return -1;
+    int hashed = escaped_len(pod, len) > SLOT_POD_ID_MAX;
+    size_t budget = hashed ? SLOT_HASHED_PREFIX_MAX : SLOT_POD_ID_MAX;
     char *o = out;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)pod[i];
-        if (plain(c, i)) {
-            *o++ = (char)c;
-        } else {
-            *o++ = '%';
-            *o++ = hexdigits[c >> 4];
-            *o++ = hexdigits[c & 15];
+    for (size_t i = 0; i < len;) {
+        /* whole characters only: a cut prefix stays UTF-8 */
+        size_t n = utf8_char((const unsigned char *)pod + i, len - i), width = 0;
+        for (size_t k = i; k < i + n; k++)
+            width += plain((unsigned char)pod[k], k) ? 1 : 3;
+        if ((size_t)(o - out) + width > budget)
+            break;
+        for (size_t k = i; k < i + n; k++) {
+            unsigned char c = (unsigned char)pod[k];
+            if (plain(c, k)) {
+                *o++ = (char)c;
+            } else {
+                *o++ = '%';
+                *o++ = hexdigits[c >> 4];
+                *o++ = hexdigits[c & 15];
+            }
         }
+        i += n;
+    }
+    if (hashed) {
+        uint64_t h = fnv1a(pod, len);
+        *o++ = '~';
+        for (int k = 15; k >= 0; k--)
+            *o++ = "0123456789abcdef"[(h >> (4 * k)) & 15];
     }
     *o++ = '.';
     memcpy(o, volume, SLOT_VOLUME_LEN);
@@ -137,6 +158,17 @@ int slot_id_parse(const char *id, size_t len, char *pod, char *volume, char *err
         return -1;
     }
     size_t plen = len - SLOT_VOLUME_LEN - 1;
+    const char *hash = NULL; /* a long name's form: PREFIX~HASH16 */
+    if (plen > SLOT_HASH_LEN && id[plen - SLOT_HASH_LEN] == '~' &&
+        slot_volume_valid(id + plen - SLOT_HASH_LEN + 1, SLOT_HASH_LEN - 1)) {
+        hash = id + plen - SLOT_HASH_LEN;
+        plen -= SLOT_HASH_LEN;
+        if (plen + 12 <= SLOT_HASHED_PREFIX_MAX || plen > SLOT_HASHED_PREFIX_MAX) {
+            snprintf(err, errsize, "a slot id's cut name is %zu bytes, %d to %d when cut", plen,
+                     SLOT_HASHED_PREFIX_MAX - 11, SLOT_HASHED_PREFIX_MAX);
+            return -1;
+        }
+    }
     for (size_t i = 0; i < plen; i++) {
         unsigned char c = (unsigned char)id[i];
         if (c == '%') {
@@ -163,6 +195,10 @@ int slot_id_parse(const char *id, size_t len, char *pod, char *volume, char *err
     if (slot_pod_check(name, n, why, sizeof(why)) != 0) {
         snprintf(err, errsize, "slot id: %s", why);
         return -1;
+    }
+    if (hash != NULL) { /* shown as the cut name and its hash */
+        memcpy(name + n, hash, SLOT_HASH_LEN);
+        n += SLOT_HASH_LEN;
     }
     if (pod != NULL) {
         memcpy(pod, name, n);

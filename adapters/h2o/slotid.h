@@ -8,6 +8,10 @@
  * which would make a hidden file) are written %XX with uppercase hex digits. Every name a
  * StatefulSet gives its pods (a DNS subdomain) stays as it is: "visits-0.0123456789abcdef".
  * One pod name has exactly one id form: a %XX where the byte needs no escape is refused.
+ * A name whose escaped form would not fit (over 220 bytes: a 253-byte DNS name with
+ * escapes, or any name over 220 bytes) is cut at a character to at most 203 escaped bytes
+ * and followed by "~" and 16 hex digits of a hash of the whole name; its pod name, as ids
+ * show it, is then the cut name with "~HASH".
  */
 #ifndef VISITS_SLOTID_H
 #define VISITS_SLOTID_H
@@ -18,9 +22,11 @@
 #define SLOT_POD_MAX 253   /* bytes of a pod name */
 #define SLOT_ID_MAX 237    /* bytes of an id: libvisits' limit on a counter's file name */
 #define SLOT_POD_ID_MAX (SLOT_ID_MAX - 1 - SLOT_VOLUME_LEN) /* its escaped pod part */
+#define SLOT_HASH_LEN 17 /* "~" and 16 hex digits after a cut name */
+#define SLOT_HASHED_PREFIX_MAX (SLOT_POD_ID_MAX - SLOT_HASH_LEN)
 
 /* Whether pod (len bytes) can name a slot: 1..253 bytes of UTF-8 without control
- * characters, whose escaped form fits SLOT_POD_ID_MAX. 0, or -1 with the reason in err. */
+ * characters. 0, or -1 with the reason in err. */
 int slot_pod_check(const char *pod, size_t len, char *err, size_t errsize);
 /* Whether s (len bytes) is a volume id: 16 lowercase hex digits. 1 or 0. */
 int slot_volume_valid(const char *s, size_t len);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 void strbuf_init(struct strbuf *sb)
 {
@@ -158,5 +159,139 @@ char *format_logsafe(char *p, const char *end, const char *s, size_t len)
             *p++ = hex[c & 15];
         }
     }
+    return p;
+}
+
+/* ---- JSON strings of log lines: UTF-8 in, UTF-8 out ------------------------------------- */
+
+/* At s (a byte >= 0x80): the length of the well-formed UTF-8 character it starts (2..4), or
+ * 0 with the length of the ill-formed subsequence to replace in *bad (the lead byte and the
+ * continuation bytes that fit it, Unicode's "maximal subpart"). */
+static size_t utf8_char(const unsigned char *s, size_t len, size_t *bad)
+{
+    unsigned char c = s[0], lo = 0x80, hi = 0xbf;
+    size_t n;
+    if (c >= 0xc2 && c <= 0xdf) {
+        n = 2;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        n = 3;
+        lo = c == 0xe0 ? 0xa0 : 0x80; /* no overlong forms */
+        hi = c == 0xed ? 0x9f : 0xbf; /* no surrogates */
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        n = 4;
+        lo = c == 0xf0 ? 0x90 : 0x80; /* no overlong forms */
+        hi = c == 0xf4 ? 0x8f : 0xbf; /* nothing above U+10FFFF */
+    } else {
+        *bad = 1; /* a continuation byte, or a byte that never occurs in UTF-8 */
+        return 0;
+    }
+    for (size_t i = 1; i < n; i++) {
+        if (i >= len || s[i] < lo || s[i] > hi) {
+            *bad = i;
+            return 0;
+        }
+        lo = 0x80;
+        hi = 0xbf;
+    }
+    return n;
+}
+
+char *format_json_utf8(char *p, const char *end, const char *s, size_t len, size_t *used)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t i = 0;
+    while (i < len) {
+        /* The common case first: a run of printable ASCII, copied as is. */
+        size_t room = (size_t)(end - p), run = len - i < room ? len - i : room, k = 0;
+        while (k < run && u[i + k] >= 0x20 && u[i + k] < 0x7f && u[i + k] != '"' &&
+               u[i + k] != '\\') {
+            p[k] = (char)u[i + k];
+            k++;
+        }
+        p += k;
+        i += k;
+        if (i == len || p == end)
+            break;
+        unsigned char c = u[i];
+        char esc[6] = {'\\', 'u', '0', '0', 0, 0};
+        size_t n = 6, step = 1;
+        if (c == '"' || c == '\\' || c == '\n' || c == '\r' || c == '\t') {
+            esc[1] = c == '\n' ? 'n' : c == '\r' ? 'r' : c == '\t' ? 't' : (char)c;
+            n = 2;
+        } else if (c < 0x80) {
+            esc[4] = hex[c >> 4];
+            esc[5] = hex[c & 15];
+        } else {
+            size_t bad = 0, w = utf8_char(u + i, len - i, &bad);
+            uint32_t cp = 0;
+            if (w == 2)
+                cp = (uint32_t)(c & 0x1f) << 6 | (u[i + 1] & 0x3f);
+            else if (w == 3)
+                cp = (uint32_t)(c & 0x0f) << 12 | (uint32_t)(u[i + 1] & 0x3f) << 6 |
+                     (u[i + 2] & 0x3f);
+            if (w == 0) {
+                memcpy(esc, "\\ufffd", 6);
+                step = bad;
+            } else if ((cp >= 0x80 && cp <= 0x9f) || cp == 0x2028 || cp == 0x2029) {
+                esc[2] = hex[cp >> 12];
+                esc[3] = hex[cp >> 8 & 15];
+                esc[4] = hex[cp >> 4 & 15];
+                esc[5] = hex[cp & 15];
+                step = w;
+            } else {
+                if ((size_t)(end - p) < w)
+                    break;
+                memcpy(p, u + i, w);
+                p += w;
+                i += w;
+                continue;
+            }
+        }
+        if ((size_t)(end - p) < n)
+            break;
+        memcpy(p, esc, n);
+        p += n;
+        i += step;
+    }
+    if (used != NULL)
+        *used = i;
+    return p;
+}
+
+size_t utf8_cut(const char *s, size_t len, size_t max)
+{
+    if (len <= max)
+        return len;
+    const unsigned char *u = (const unsigned char *)s;
+    /* The character that holds byte max starts at most 3 bytes before it. */
+    for (size_t j = max; j > 0 && max - j < 3; j--) {
+        unsigned char c = u[j - 1];
+        if (c < 0x80)
+            return max; /* ASCII: no character crosses the cut */
+        if (c >= 0xc0) {
+            size_t bad, w = utf8_char(u + j - 1, len - (j - 1), &bad);
+            return w != 0 && j - 1 + w > max ? j - 1 : max;
+        }
+    }
+    return max;
+}
+
+char *format_utc_seconds(char *p, int64_t sec)
+{
+    time_t t = (time_t)sec;
+    struct tm tm;
+    if (gmtime_r(&t, &tm) == NULL || tm.tm_year < -1900 || tm.tm_year > 9999 - 1900)
+        memset(&tm, 0, sizeof(tm)); /* out of RFC 3339's range: 1900-01-00, visibly wrong */
+    p = format_u64_width(p, (uint64_t)(tm.tm_year + 1900), 4);
+    *p++ = '-';
+    p = format_u64_width(p, (uint64_t)(tm.tm_mon + 1), 2);
+    *p++ = '-';
+    p = format_u64_width(p, (uint64_t)tm.tm_mday, 2);
+    *p++ = 'T';
+    p = format_u64_width(p, (uint64_t)tm.tm_hour, 2);
+    *p++ = ':';
+    p = format_u64_width(p, (uint64_t)tm.tm_min, 2);
+    *p++ = ':';
+    p = format_u64_width(p, (uint64_t)tm.tm_sec, 2);
     return p;
 }

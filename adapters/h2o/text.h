@@ -1,6 +1,6 @@
 /*
- * text.h: growable strings, decimal numbers, and the escaping of text for JSON, HTML and
- * log lines (one escaper for each).
+ * text.h: growable strings, decimal numbers, UTC times, and the escaping of text for JSON
+ * responses, JSON log lines, HTML and text log lines (one escaper for each).
  */
 #ifndef VISITS_TEXT_H
 #define VISITS_TEXT_H
@@ -39,5 +39,23 @@ char *format_u64_width(char *p, uint64_t v, int width);
 /* Writes s at p for a log field: bytes outside printable ASCII, '"' and '\\' as \xNN.
  * Stops before a byte whose form does not fit before end; returns the end. */
 char *format_logsafe(char *p, const char *end, const char *s, size_t len);
+
+/* Writes s at p as the inside of a JSON string (quotes not included) for a log line: the
+ * result is valid JSON and valid UTF-8 whatever s holds, and never holds a line break.
+ * Well-formed UTF-8 is kept as is; '"', '\\', the control characters (U+0000-U+001F,
+ * U+007F-U+009F) and the line and paragraph separators (U+2028, U+2029) are escaped; each
+ * ill-formed subsequence (a maximal subpart, as WHATWG's decoder and Python's "replace"
+ * count them) becomes \ufffd (U+FFFD). At most 6 bytes per byte of s. Stops before a
+ * character whose form does not fit before end; returns the end, and the bytes of s it
+ * wrote in *used (if not NULL). (strbuf_json, for the responses, writes every byte outside
+ * printable ASCII as \u00NN instead.) */
+char *format_json_utf8(char *p, const char *end, const char *s, size_t len, size_t *used);
+/* The length of s cut to at most max bytes, backed off so that the cut does not split a
+ * well-formed UTF-8 character. */
+size_t utf8_cut(const char *s, size_t len, size_t max);
+/* Writes the UTC time `sec` (seconds since the epoch) at p as RFC 3339's
+ * "YYYY-MM-DDTHH:MM:SS" (19 bytes, no zone: the caller appends fractions and "Z"); returns
+ * the end. */
+char *format_utc_seconds(char *p, int64_t sec);
 
 #endif /* VISITS_TEXT_H */

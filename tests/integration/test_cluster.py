@@ -818,14 +818,24 @@ class ClusterConfig(ClusterTest):
                 (["--sync-peers-ms", "1s"], "--sync-peers-ms"),
                 (["--recover-ms", "600001"], "--recover-ms: invalid value '600001' (expected "
                                              "milliseconds 0..600000)"),
-                (["--recover-ms", "-1"], "--recover-ms"),
-                (["--pod-name", "p" * 221], "cannot name a slot of the cluster's count: the pod "
-                                            "name's slot form has 221 bytes, at most 220")):
+                (["--recover-ms", "-1"], "--recover-ms")):
             self.assert_usage_error(args, mention)
         for name, value in (("VISITS_SYNC_PEERS_MS", "fast"), ("VISITS_RECOVER_MS", "x"),
                             ("VISITS_PEERS", "x")):
             self.assert_usage_error([], "%s: invalid value '%s'" % (name, value),
                                     clean_env(**{name: value}))
+
+    def test_a_long_pod_name_is_cut_and_hashed(self):
+        name = "p" * 253  # a DNS name may be that long; a file name may not
+        srv = self.start(args=["--pod-name", name, "--recover-ms", "0"])
+        doc = cluster(srv)
+        vol = self.file_bytes(os.path.join(self.data, "volume-id")).decode().strip()
+        self.assertRegex(doc["slot"], r"^p{203}~[0-9a-f]{16}\.%s$" % vol)
+        self.assertEqual(doc["pod"], name)
+        self.assertEqual(list(pods(doc)), [doc["slot"][:-17]])
+        self.assertTrue(doc["pods"][0]["answered"])
+        self.assertTrue(os.path.exists(os.path.join(self.data, "slot-id")))
+        self.stop_ok(srv)
 
     def test_environment_configures_the_exchange(self):
         peer = self.fake("json", {"pod": "env-peer", "slot": "env-peer.00000000000000dd",

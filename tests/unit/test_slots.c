@@ -69,15 +69,38 @@ static void test_slot_ids(void **state)
     assert_int_equal(slot_id_make("bad\xff", VOL, id), -1);
     assert_int_equal(slot_id_make("pod", "0123456789ABCDEF", id), -1);
     assert_int_equal(slot_id_make("pod", "0123", id), -1);
-    char longest[SLOT_POD_ID_MAX + 2];
+    /* up to 220 escaped bytes the name is the id's first part; longer names (a 253-byte
+     * DNS name, a name with many escapes) are cut at a character and get a hash */
+    char longest[SLOT_POD_MAX + 1], pod[SLOT_POD_MAX + 1];
     memset(longest, 'a', sizeof(longest));
     longest[SLOT_POD_ID_MAX] = '\0';
     assert_int_equal(slot_id_make(longest, VOL, id), 0);
     assert_int_equal(strlen(id), SLOT_ID_MAX);
+    assert_int_equal(strchr(id, '~'), NULL);
     longest[SLOT_POD_ID_MAX] = 'a';
-    longest[SLOT_POD_ID_MAX + 1] = '\0';
-    assert_int_equal(slot_pod_check(longest, strlen(longest), err, sizeof(err)), -1);
-    assert_non_null(strstr(err, "slot form has 221 bytes, at most 220"));
+    longest[SLOT_POD_MAX] = '\0';
+    assert_int_equal(slot_pod_check(longest, strlen(longest), err, sizeof(err)), 0);
+    assert_int_equal(slot_id_make(longest, VOL, id), 0);
+    assert_true(strlen(id) <= SLOT_ID_MAX);
+    assert_int_equal(strlen(id), SLOT_HASHED_PREFIX_MAX + SLOT_HASH_LEN + 1 + SLOT_VOLUME_LEN);
+    assert_int_equal(id[SLOT_HASHED_PREFIX_MAX], '~');
+    assert_int_equal(slot_id_parse(id, strlen(id), pod, NULL, err, sizeof(err)), 0);
+    assert_int_equal(strncmp(pod, longest, SLOT_HASHED_PREFIX_MAX), 0);
+    assert_int_equal(pod[SLOT_HASHED_PREFIX_MAX], '~');
+    char again[SLOT_ID_MAX + 1];
+    longest[SLOT_POD_MAX - 1] = 'b'; /* another long name, another hash */
+    assert_int_equal(slot_id_make(longest, VOL, again), 0);
+    assert_string_not_equal(id, again);
+    assert_int_equal(strncmp(id, again, SLOT_HASHED_PREFIX_MAX + 1), 0);
+    /* a long name of 2-byte characters is cut between characters: the cut name stays UTF-8 */
+    char wide[SLOT_POD_MAX + 1] = "";
+    while (strlen(wide) + 2 <= SLOT_POD_MAX)
+        strcat(wide, "\xc3\xa9");
+    assert_int_equal(slot_id_make(wide, VOL, id), 0);
+    assert_int_equal(slot_id_parse(id, strlen(id), pod, NULL, err, sizeof(err)), 0);
+    assert_true(strlen(id) <= SLOT_ID_MAX);
+    assert_int_equal(strlen(pod) % 2, 1); /* whole characters, then "~" and 16 digits */
+    assert_bad_id("short~0123456789abcdef." VOL, "cut name is 5 bytes");
     /* one form per name */
     assert_bad_id("visits%2D0." VOL, "escapes a byte that needs none");
     assert_bad_id("caf%c3%a9." VOL, "bad escape");
