@@ -100,7 +100,9 @@ static void usage(FILE *out)
             DEFAULT_PORT, DEFAULT_BIND, DEFAULT_DATA_DIR, MAX_THREADS, cpus, MAX_PEER_TIMEOUT_MS,
             DEFAULT_PEER_TIMEOUT_MS);
     routes_print(out, "  ", 9);
-    fprintf(out, "\nSIGTERM or SIGINT: finish in-flight requests, flush, exit 0.\n"
+    fprintf(out, "\nSIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGXCPU, SIGPWR: finish in-flight requests,\n"
+                 "flush, exit 0. SIGUSR1, SIGUSR2, SIGALRM and other signals that would end the\n"
+                 "process are logged and ignored.\n"
                  "Exit status: 0 on success, 1 when the server cannot start or run, 2 on bad "
                  "usage.\n");
 }

@@ -3,7 +3,8 @@
  *
  * One listening socket is shared by N event-loop threads (each polls its own dup() of
  * it); the committer thread writes the counter; the log thread writes stdout; the main
- * thread waits for SIGTERM or SIGINT and then runs the shutdown: stop accepting, let
+ * thread waits for a signal (signals.h) and, for one that stops the server (SIGTERM,
+ * SIGINT ...), runs the shutdown: stop accepting, let
  * in-flight requests finish, close idle connections, flush the counter, flush the access
  * log (for STOP_LOG_MS at most), exit 0 (all within 2 s).
  */
@@ -17,6 +18,7 @@
 #include "reqstats.h"
 #include "respond.h"
 #include "router.h"
+#include "signals.h"
 #include "status.h"
 #include "visit.h"
 
@@ -311,14 +313,15 @@ static void log_startup(struct server *srv)
              VISITS_VERSION_STRING, visits_version_string(), H2O_VERSION);
 }
 
-static int run_until_signal(struct server *srv, sigset_t *sigs)
+static int run_until_signal(struct server *srv)
 {
     int sig;
-    while (sigwait(sigs, &sig) != 0)
-        ;
+    char name[32];
+    while (!signals_wait(&sig))
+        log_info("received %s: ignored", signals_name(sig, name, sizeof(name)));
     uint64_t t0 = clock_mono_ms();
     log_info("received %s: stopping (no new connections; in-flight requests finish)",
-             sig == SIGTERM ? "SIGTERM" : "SIGINT");
+             signals_name(sig, name, sizeof(name)));
     committer_set_draining(srv->committer);
     atomic_store(&srv->stopping, 1);
     /* The socket stops listening once this and every thread's duplicate are closed. */
@@ -362,12 +365,7 @@ int main(int argc, char **argv)
     srv->listen_fd = -1;
 
     /* Signals are taken by sigwait() in this thread only; the threads inherit the mask. */
-    sigset_t sigs;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGTERM);
-    sigaddset(&sigs, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    signals_block();
 
     if (check_data_dir(&srv->cfg) != 0 || open_counter(srv) != 0 || open_listener(srv) != 0)
         return 1;
@@ -384,6 +382,6 @@ int main(int argc, char **argv)
         return 1;
     }
     log_startup(srv);
-    rc = run_until_signal(srv, &sigs);
+    rc = run_until_signal(srv);
     return rc;
 }
