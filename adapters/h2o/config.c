@@ -8,6 +8,7 @@
 
 #include "log.h"
 #include "routes.h"
+#include "text.h"
 
 #include <h2o/version.h>
 
@@ -187,16 +188,33 @@ static int set_sync(struct server_config *cfg, const char *v, char *err, size_t 
     return 0;
 }
 
+/* A name shown in JSON and in the UTF-8 HTML pages: valid UTF-8 (so that "café" stays
+ * "café" in both) without control characters. */
 static int set_pod_name(struct server_config *cfg, const char *v, char *err, size_t errsize)
 {
-    size_t len = strlen(v);
-    int ok = len > 0 && len < sizeof(cfg->pod_name);
-    for (const unsigned char *p = (const unsigned char *)v; ok && *p; p++)
-        ok = *p >= 0x20 && *p != 0x7f;
-    if (!ok)
-        return invalid(err, errsize, v, "1..253 printable characters");
-    memcpy(cfg->pod_name, v, len + 1);
-    return 0;
+    size_t len = strlen(v), bad = 0;
+    char shown[4 * 80 + 1], why[64] = "";
+    if (len == 0 || len >= sizeof(cfg->pod_name)) {
+        snprintf(why, sizeof(why), ": %zu bytes", len);
+    } else if (!utf8_printable(v, len, &bad)) {
+        uint32_t cp;
+        if (utf8_sequence(v + bad, len - bad, &cp) != 0)
+            snprintf(why, sizeof(why), ": the character at byte %zu is U+%04X, a control character",
+                     bad + 1, (unsigned)cp);
+        else
+            snprintf(why, sizeof(why), ": byte %zu (0x%02x) is not valid UTF-8 there", bad + 1,
+                     (unsigned)(unsigned char)v[bad]);
+    } else {
+        memcpy(cfg->pod_name, v, len + 1);
+        return 0;
+    }
+    /* The value as it would appear in a log, cut at 80 bytes. */
+    *format_logsafe(shown, shown + sizeof(shown) - 1, v, len < 80 ? len : 80) = '\0';
+    snprintf(err, errsize,
+             "invalid value '%s%s' (expected 1..253 bytes of UTF-8 text without control "
+             "characters%s)",
+             shown, len > 80 ? "..." : "", why);
+    return -1;
 }
 
 static int set_peer_list(struct server_config *cfg, const char *v, int dns, char *err,

@@ -11,15 +11,15 @@ struct router {
     h2o_handler_t *handlers[ROUTE_COUNT];
 };
 
-static void no_route(h2o_req_t *req)
+/* The path is the client's bytes, NUL and control characters included: escaped as JSON
+ * here, never cut at a NUL. */
+static void no_route(h2o_req_t *req, h2o_iovec_t path)
 {
-    struct strbuf msg;
-    strbuf_init(&msg);
-    strbuf_puts(&msg, "no route for ");
-    strbuf_add(&msg, req->path_normalized.base, req->path_normalized.len);
-    strbuf_puts(&msg, " (see /)");
-    respond_error(req, 404, "Not Found", msg.oom ? "no route" : msg.data);
-    strbuf_free(&msg);
+    struct strbuf *sb = respond_scratch();
+    strbuf_lit(sb, "{\"status\":404,\"error\":\"no route for ");
+    strbuf_json(sb, path.base, path.len);
+    strbuf_lit(sb, " (see /)\"}\n");
+    respond_sb(req, 404, "Not Found", "application/json", sb);
 }
 
 static void method_not_allowed(h2o_req_t *req, const struct route *r)
@@ -36,7 +36,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     struct router *router = (struct router *)self;
     int route = route_lookup(req->path_normalized.base, req->path_normalized.len);
     if (route == ROUTE_NONE) {
-        no_route(req);
+        no_route(req, req->path_normalized);
         return 0;
     }
     int method = method_lookup(req->method.base, req->method.len);

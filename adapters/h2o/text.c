@@ -99,46 +99,113 @@ void strbuf_u64(struct strbuf *sb, uint64_t v)
 
 static const char hex[] = "0123456789abcdef";
 
+size_t utf8_sequence(const char *s, size_t len, uint32_t *cp)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    if (len == 0)
+        return 0;
+    if (p[0] < 0x80) {
+        *cp = p[0];
+        return 1;
+    }
+    size_t n;
+    uint32_t v, min;
+    if (p[0] >= 0xc2 && p[0] <= 0xdf)
+        n = 2, v = p[0] & 0x1f, min = 0x80;
+    else if (p[0] >= 0xe0 && p[0] <= 0xef)
+        n = 3, v = p[0] & 0x0f, min = 0x800;
+    else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+        n = 4, v = p[0] & 0x07, min = 0x10000;
+    else
+        return 0; /* a continuation byte, an overlong lead (C0, C1) or F5..FF */
+    if (len < n)
+        return 0;
+    for (size_t i = 1; i < n; i++) {
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+        v = v << 6 | (p[i] & 0x3f);
+    }
+    if (v < min || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff))
+        return 0;
+    *cp = v;
+    return n;
+}
+
+static int is_control(uint32_t cp)
+{
+    return cp < 0x20 || (cp >= 0x7f && cp <= 0x9f);
+}
+
+int utf8_printable(const char *s, size_t len, size_t *bad)
+{
+    size_t i = 0;
+    while (i < len) {
+        uint32_t cp;
+        size_t n = utf8_sequence(s + i, len - i, &cp);
+        if (n == 0 || is_control(cp)) {
+            *bad = i;
+            return 0;
+        }
+        i += n;
+    }
+    return 1;
+}
+
 void strbuf_json(struct strbuf *sb, const char *s, size_t len)
 {
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\') {
-            char esc[2] = {'\\', (char)c};
+    size_t i = 0;
+    while (i < len) {
+        uint32_t cp;
+        size_t n = utf8_sequence(s + i, len - i, &cp);
+        if (n == 0) {
+            strbuf_lit(sb, "\\ufffd");
+            i++;
+        } else if (cp == '"' || cp == '\\') {
+            char esc[2] = {'\\', (char)cp};
             strbuf_add(sb, esc, 2);
-        } else if (c < 0x20 || c >= 0x7f) {
-            /* Input is not guaranteed UTF-8: a high byte becomes the Latin-1 code point it
-             * would be, which keeps the JSON valid. */
-            char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+            i++;
+        } else if (is_control(cp)) {
+            char esc[6] = {'\\', 'u', '0', '0', hex[cp >> 4], hex[cp & 15]};
             strbuf_add(sb, esc, 6);
+            i += n;
         } else {
-            strbuf_add(sb, (const char *)&c, 1);
+            strbuf_add(sb, s + i, n);
+            i += n;
         }
     }
 }
 
 void strbuf_html(struct strbuf *sb, const char *s, size_t len)
 {
-    for (size_t i = 0; i < len; i++) {
-        switch (s[i]) {
+    size_t i = 0;
+    while (i < len) {
+        uint32_t cp;
+        size_t n = utf8_sequence(s + i, len - i, &cp);
+        if (n == 0 || (is_control(cp) && cp != '\t' && cp != '\n' && cp != '\r')) {
+            strbuf_lit(sb, "\xef\xbf\xbd"); /* U+FFFD */
+            i += n != 0 ? n : 1;
+            continue;
+        }
+        switch (cp) {
         case '&':
-            strbuf_puts(sb, "&amp;");
+            strbuf_lit(sb, "&amp;");
             break;
         case '<':
-            strbuf_puts(sb, "&lt;");
+            strbuf_lit(sb, "&lt;");
             break;
         case '>':
-            strbuf_puts(sb, "&gt;");
+            strbuf_lit(sb, "&gt;");
             break;
         case '"':
-            strbuf_puts(sb, "&quot;");
+            strbuf_lit(sb, "&quot;");
             break;
         case '\'':
-            strbuf_puts(sb, "&#39;");
+            strbuf_lit(sb, "&#39;");
             break;
         default:
-            strbuf_add(sb, s + i, 1);
+            strbuf_add(sb, s + i, n);
         }
+        i += n;
     }
 }
 

@@ -25,11 +25,23 @@ __attribute__((format(printf, 2, 3)))
 #endif
 void strbuf_printf(struct strbuf *sb, const char *fmt, ...);
 void strbuf_u64(struct strbuf *sb, uint64_t v);
-/* Appends s as the inside of a JSON string (quotes not included); bytes that are not
- * printable ASCII become \u00NN, so the result is valid JSON whatever s holds. */
+/* Appends s as the inside of a JSON string (quotes not included): UTF-8 as it is ("café"
+ * stays "café"), control characters (C0, DEL, C1) as \u00NN, and each byte that is not
+ * part of valid UTF-8 as \ufffd (the replacement character), so that the result is
+ * valid JSON whatever s holds. */
 void strbuf_json(struct strbuf *sb, const char *s, size_t len);
-/* Appends s escaped for HTML text and attribute values. */
+/* Appends s escaped for HTML text and attribute values: & < > " ' as entities, UTF-8 as
+ * it is, control characters and bytes that are not valid UTF-8 as U+FFFD, so that the
+ * page stays valid UTF-8 whatever s holds. */
 void strbuf_html(struct strbuf *sb, const char *s, size_t len);
+
+/* The length (1..4) of the valid UTF-8 sequence at the start of s (shortest form, no
+ * surrogates, at most U+10FFFF), its code point in *cp; 0 if s starts with a byte that
+ * is not valid UTF-8 there (or len is 0). */
+size_t utf8_sequence(const char *s, size_t len, uint32_t *cp);
+/* 1 if s is valid UTF-8 without control characters (U+0000..U+001F, U+007F..U+009F);
+ * otherwise 0 and the offset of the first offending byte in *bad. */
+int utf8_printable(const char *s, size_t len, size_t *bad);
 
 /* Writes v in decimal at p (at most 20 bytes, no NUL); returns the end. printf is a
  * tenth of the CPU of a request on the hot paths, this is not. */
