@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #define DEFAULT_PORT 8080
@@ -88,6 +89,8 @@ static void usage(FILE *out)
             "                    VISITS_PEERS_DNS headless Service (default none)\n"
             "  --peer-timeout-ms N                how long /cluster waits for the peers,\n"
             "                    VISITS_PEER_TIMEOUT_MS  1..%d ms (default %d)\n"
+            "  --http2[=on|off]  VISITS_HTTP2     accept HTTP/2 over cleartext (h2c, prior\n"
+            "                                     knowledge or Upgrade) (default off)\n"
             "  --print-routes    print the route table (path, methods, purpose) and exit\n"
             "  --help            print this help and exit\n"
             "  --version         print the version and exit\n"
@@ -251,6 +254,21 @@ static int set_peers_dns(struct server_config *cfg, const char *v, char *err, si
     return set_peer_list(cfg, v, 1, err, errsize);
 }
 
+/* A switch: --http2 alone turns it on; --http2=on|off and the variable take 1, 0, on,
+ * off, true, false, yes, no. */
+static int set_http2(struct server_config *cfg, const char *v, char *err, size_t errsize)
+{
+    static const char *const on[] = {"1", "on", "true", "yes"}, *const off[] = {"0", "off", "false",
+                                                                                "no"};
+    for (size_t i = 0; i < 4; i++) {
+        if (strcasecmp(v, on[i]) == 0 || strcasecmp(v, off[i]) == 0) {
+            cfg->http2 = strcasecmp(v, on[i]) == 0;
+            return 0;
+        }
+    }
+    return invalid(err, errsize, v, "on or off");
+}
+
 static int set_peer_timeout(struct server_config *cfg, const char *v, char *err, size_t errsize)
 {
     unsigned long n;
@@ -275,6 +293,7 @@ static const struct option_def {
     {"--peers", "VISITS_PEERS", set_peers},
     {"--peers-dns", "VISITS_PEERS_DNS", set_peers_dns},
     {"--peer-timeout-ms", "VISITS_PEER_TIMEOUT_MS", set_peer_timeout},
+    {"--http2", "VISITS_HTTP2", set_http2},
 };
 #define NUM_OPTIONS (sizeof(options) / sizeof(options[0]))
 
@@ -317,7 +336,10 @@ static size_t find_option(int argc, char **argv, int *i, const char **value)
     for (size_t j = 0; j < NUM_OPTIONS; j++) {
         size_t flen = strlen(options[j].flag);
         if (strcmp(arg, options[j].flag) == 0) {
-            *value = *i + 1 < argc ? argv[++*i] : NULL;
+            if (options[j].set == set_http2) /* a switch: no value follows */
+                *value = "on";
+            else
+                *value = *i + 1 < argc ? argv[++*i] : NULL;
             return j;
         }
         if (strncmp(arg, options[j].flag, flen) == 0 && arg[flen] == '=') {

@@ -19,6 +19,7 @@ struct server_config {
     size_t npeers;
     struct peer_source peers_dns; /* --peers-dns; host "" when not given */
     unsigned peer_timeout_ms;     /* --peer-timeout-ms */
+    int http2;                    /* --http2: h2c (prior knowledge and Upgrade) on */
 };
 
 enum { CONFIG_RUN = -1 };

@@ -292,6 +292,10 @@ static void setup_h2o(struct server *srv)
     h2o_config_init(&srv->globalconf);
     srv->globalconf.server_name = h2o_iovec_init(H2O_STRLIT(SERVER_NAME));
     srv->globalconf.max_request_entity_size = MAX_REQUEST_BODY;
+    /* HTTP/2 only when asked for (docs/server.md, PROTOCOLS): libh2o 2.2.5's HTTP/2 has
+     * known weaknesses (CVE-2023-44487). This switch turns off both h2c with prior
+     * knowledge and Upgrade: h2c. */
+    srv->globalconf.http1.upgrade_to_http2 = srv->cfg.http2;
     /* Peer names for /cluster are resolved by libh2o's getaddrinfo threads (one by
      * default): one per event loop (at most 8), so that a slow DNS answer delays one
      * loop only. */

@@ -1,6 +1,7 @@
 /* router.c: exact paths of the route table to their handlers. */
 #include "router.h"
 
+#include "framing.h"
 #include "respond.h"
 #include "text.h"
 
@@ -34,6 +35,13 @@ static void method_not_allowed(h2o_req_t *req, const struct route *r)
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     struct router *router = (struct router *)self;
+    const char *bad_framing = framing_check(req);
+    if (bad_framing != NULL) {
+        /* Whatever follows on the connection cannot be told from this request's body. */
+        req->http1_is_persistent = 0;
+        respond_error(req, 400, "Bad Request", bad_framing);
+        return 0;
+    }
     int route = route_lookup(req->path_normalized.base, req->path_normalized.len);
     if (route == ROUTE_NONE) {
         no_route(req, req->path_normalized);
