@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #define DEFAULT_PORT 8080
@@ -26,6 +27,11 @@
 #define DEFAULT_DATA_DIR "/data"
 #define MAX_THREADS 256
 #define MAX_INTERVAL_MS 3600000u
+#define MAX_CONNECTIONS 1000000u
+#define FDS_BASE 32u        /* stdio, listener, counter, lock, temp, directory, log, resolver */
+#define FDS_PER_THREAD 8u   /* listener's duplicate, epoll, wake-up pipes, ... of each loop */
+#define FDS_PER_PEER 2u     /* a /cluster or sync connection to each peer, and slack */
+#define DNS_PEERS_GUESS 64u /* --peers-dns: the peers a headless Service may list */
 #define DEFAULT_PEER_TIMEOUT_MS 500
 #define MAX_PEER_TIMEOUT_MS 60000
 
@@ -68,6 +74,18 @@ static unsigned cpu_count(void)
     return limit != 0 && limit < n ? limit : n;
 }
 
+/* The default for the usage text: this process's limit, CPU-count threads, no peers. */
+static unsigned default_max_connections(unsigned threads)
+{
+    struct server_config cfg;
+    struct rlimit rl;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.threads = threads;
+    return config_default_max_connections(
+        &cfg, getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < UINT_MAX ? (unsigned)rl.rlim_cur
+                                                                           : UINT_MAX);
+}
+
 static void usage(FILE *out)
 {
     unsigned cpus = cpu_count();
@@ -91,6 +109,9 @@ static void usage(FILE *out)
             "                    VISITS_PEER_TIMEOUT_MS  1..%d ms (default %d)\n"
             "  --http2[=on|off]  VISITS_HTTP2     accept HTTP/2 over cleartext (h2c, prior\n"
             "                                     knowledge or Upgrade) (default off)\n"
+            "  --max-connections N                client connections open at once, 1..1000000\n"
+            "                    VISITS_MAX_CONNECTIONS  (default: what RLIMIT_NOFILE leaves;\n"
+            "                                     here %u); more wait to be accepted\n"
             "  --print-routes    print the route table (path, methods, purpose) and exit\n"
             "  --help            print this help and exit\n"
             "  --version         print the version and exit\n"
@@ -102,7 +123,7 @@ static void usage(FILE *out)
             "\n"
             "Routes:\n",
             DEFAULT_PORT, DEFAULT_BIND, DEFAULT_DATA_DIR, MAX_THREADS, cpus, MAX_PEER_TIMEOUT_MS,
-            DEFAULT_PEER_TIMEOUT_MS);
+            DEFAULT_PEER_TIMEOUT_MS, default_max_connections(cpus));
     routes_print(out, "  ", 9);
     fprintf(out, "\nSIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGXCPU, SIGPWR: finish in-flight requests,\n"
                  "flush, exit 0. SIGUSR1, SIGUSR2, SIGALRM and other signals that would end the\n"
@@ -254,6 +275,26 @@ static int set_peers_dns(struct server_config *cfg, const char *v, char *err, si
     return set_peer_list(cfg, v, 1, err, errsize);
 }
 
+static int set_max_connections(struct server_config *cfg, const char *v, char *err, size_t errsize)
+{
+    unsigned long n;
+    if (parse_uint(v, 1, MAX_CONNECTIONS, &n) != 0)
+        return invalid(err, errsize, v, "a number of connections 1..1000000");
+    cfg->max_connections = (unsigned)n;
+    return 0;
+}
+
+unsigned config_default_max_connections(const struct server_config *cfg, unsigned nofile)
+{
+    unsigned peers = (unsigned)cfg->npeers + (cfg->peers_dns.host[0] != '\0' ? DNS_PEERS_GUESS : 0);
+    unsigned long long reserve = FDS_BASE + (unsigned long long)FDS_PER_THREAD * cfg->threads +
+                                 (unsigned long long)FDS_PER_PEER * peers;
+    unsigned long long n = nofile > reserve + 16 ? nofile - reserve : nofile / 2;
+    if (n < 1)
+        n = 1;
+    return n > MAX_CONNECTIONS ? MAX_CONNECTIONS : (unsigned)n;
+}
+
 /* A switch: --http2 alone turns it on; --http2=on|off and the variable take 1, 0, on,
  * off, true, false, yes, no. */
 static int set_http2(struct server_config *cfg, const char *v, char *err, size_t errsize)
@@ -294,6 +335,7 @@ static const struct option_def {
     {"--peers-dns", "VISITS_PEERS_DNS", set_peers_dns},
     {"--peer-timeout-ms", "VISITS_PEER_TIMEOUT_MS", set_peer_timeout},
     {"--http2", "VISITS_HTTP2", set_http2},
+    {"--max-connections", "VISITS_MAX_CONNECTIONS", set_max_connections},
 };
 #define NUM_OPTIONS (sizeof(options) / sizeof(options[0]))
 
@@ -396,6 +438,12 @@ int config_parse(struct server_config *cfg, int argc, char **argv)
             return 2;
         }
     }
+    struct rlimit rl;
+    cfg->nofile = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < UINT_MAX
+                      ? (unsigned)rl.rlim_cur
+                      : UINT_MAX;
+    if (cfg->max_connections == 0)
+        cfg->max_connections = config_default_max_connections(cfg, cfg->nofile);
     if (set_counter_path(cfg) != 0) {
         log_error("out of memory");
         return 2;

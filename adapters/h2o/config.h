@@ -20,6 +20,8 @@ struct server_config {
     struct peer_source peers_dns; /* --peers-dns; host "" when not given */
     unsigned peer_timeout_ms;     /* --peer-timeout-ms */
     int http2;                    /* --http2: h2c (prior knowledge and Upgrade) on */
+    unsigned max_connections;     /* --max-connections; 0 until config_parse derives it */
+    unsigned nofile;              /* RLIMIT_NOFILE (soft) at start, for the startup line */
 };
 
 enum { CONFIG_RUN = -1 };
@@ -28,6 +30,10 @@ enum { CONFIG_RUN = -1 };
  * a one-line reason printed on stderr). */
 int config_parse(struct server_config *cfg, int argc, char **argv);
 void config_free(struct server_config *cfg);
+/* The --max-connections default: the descriptors RLIMIT_NOFILE leaves once the server's
+ * own (stdio, listener, event loops, counter, log, resolver) and the peers' are set
+ * aside. */
+unsigned config_default_max_connections(const struct server_config *cfg, unsigned nofile);
 /* "always" or "interval:MS" into buf. */
 const char *config_sync_name(const struct server_config *cfg, char *buf, size_t size);
 

@@ -13,6 +13,8 @@
 #include "cluster.h"
 #include "committer.h"
 #include "config.h"
+#include "guard.h"
+#include "listener.h"
 #include "log.h"
 #include "metrics.h"
 #include "reqstats.h"
@@ -52,7 +54,7 @@ struct worker {
     pthread_t tid;
     h2o_context_t ctx;
     h2o_accept_ctx_t accept_ctx;
-    h2o_socket_t *listener;
+    struct listener *listener;         /* NULL once stopped */
     h2o_multithread_receiver_t wakeup; /* pokes from the main thread */
     int stopping;
     uint64_t stop_deadline_ms;
@@ -64,6 +66,7 @@ struct server {
     struct committer *committer;
     h2o_handler_t *visit;    /* knows the visits a loop still waits for */
     h2o_logger_t *accesslog; /* flushed by each loop */
+    struct listener_shared *connections;
     struct worker *workers;
     size_t nworkers;
     int listen_fd;
@@ -142,16 +145,6 @@ static int open_listener(struct server *srv)
 
 /* ---- event-loop threads --------------------------------------------------------------- */
 
-static void on_accept(h2o_socket_t *listener, const char *err)
-{
-    struct worker *w = listener->data;
-    h2o_socket_t *sock;
-    if (err != NULL)
-        return;
-    if ((sock = h2o_evloop_socket_accept(listener)) != NULL)
-        h2o_accept(&w->accept_ctx, sock);
-}
-
 static void on_wakeup(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
 {
     (void)receiver;
@@ -164,8 +157,7 @@ static void on_wakeup(h2o_multithread_receiver_t *receiver, h2o_linklist_t *mess
 static void worker_begin_stop(struct worker *w)
 {
     if (w->listener != NULL) {
-        h2o_socket_read_stop(w->listener);
-        h2o_socket_close(w->listener);
+        listener_stop(w->listener);
         w->listener = NULL;
     }
     h2o_context_request_shutdown(&w->ctx);
@@ -201,9 +193,8 @@ static void *worker_main(void *arg)
                   strerror(errno));
         exit(1);
     }
-    w->listener = h2o_evloop_socket_create(w->ctx.loop, fd, H2O_SOCKET_FLAG_DONT_READ);
-    w->listener->data = w;
-    h2o_socket_read_start(w->listener, on_accept);
+    w->listener =
+        listener_start(w->srv->connections, &w->accept_ctx, guard_loop_create(&w->ctx), fd);
     pthread_barrier_wait(&started);
 
     for (;;) {
@@ -276,6 +267,7 @@ static void register_routes(struct server *srv, h2o_pathconf_t *path)
         .cluster = cluster_handler,
         .sync = config_sync_name(cfg, sync, sizeof(sync)),
         .start_time = srv->start_time,
+        .connections = srv->connections,
     };
     srv->visit = visit_register(path, &visit);
     router_route(router, ROUTE_ROOT, srv->visit);
@@ -296,6 +288,10 @@ static void setup_h2o(struct server *srv)
      * known weaknesses (CVE-2023-44487). This switch turns off both h2c with prior
      * knowledge and Upgrade: h2c. */
     srv->globalconf.http1.upgrade_to_http2 = srv->cfg.http2;
+    /* Every HTTP/2 request reaches the router at once (libh2o would queue those beyond
+     * this, already parsed and held): the guard (guard.h) bounds them itself. */
+    srv->globalconf.http2.max_concurrent_requests_per_connection = 100;
+    srv->connections = listener_shared_create(srv->cfg.max_connections);
     /* Peer names for /cluster are resolved by libh2o's getaddrinfo threads (one by
      * default): one per event loop (at most 8), so that a slow DNS answer delays one
      * loop only. */
@@ -310,11 +306,12 @@ static void log_startup(struct server *srv)
     char sync[32];
     int v6 = strchr(srv->cfg.bind, ':') != NULL;
     log_info("listening on http://%s%s%s:%u (threads %u, sync %s, counter %s = %llu, pod %s, "
-             "version %s, libvisits %s, libh2o %s)",
+             "version %s, libvisits %s, libh2o %s, max connections %u, http2 %s)",
              v6 ? "[" : "", srv->cfg.bind, v6 ? "]" : "", srv->port, srv->cfg.threads,
              config_sync_name(&srv->cfg, sync, sizeof(sync)), srv->cfg.counter_path,
              (unsigned long long)committer_value(srv->committer), srv->cfg.pod_name,
-             VISITS_VERSION_STRING, visits_version_string(), H2O_VERSION);
+             VISITS_VERSION_STRING, visits_version_string(), H2O_VERSION, srv->cfg.max_connections,
+             srv->cfg.http2 ? "on" : "off");
 }
 
 static int run_until_signal(struct server *srv)
