@@ -163,9 +163,12 @@ static void on_dispose(void *p)
     }
 }
 
-/* RST_STREAM (REFUSED_STREAM), as libh2o refuses a stream beyond its own limit. */
+/* RST_STREAM (REFUSED_STREAM), as libh2o refuses a stream beyond its own limit. A refused
+ * stream was not answered: it is neither logged nor counted in the request metrics (libh2o
+ * calls the loggers of its path when it disposes of it). */
 static void refuse(h2o_http2_conn_t *conn, h2o_http2_stream_t *stream)
 {
+    stream->req.pathconf = NULL;
     h2o_http2_encode_rst_stream_frame(&conn->_write.buf, stream->stream_id,
                                       -H2O_HTTP2_ERROR_REFUSED_STREAM);
     h2o_http2_conn_request_write(conn);

@@ -148,6 +148,27 @@ class ConnectionLimit(ServerTest):
         self.stop_ok(srv)
         print("\n  EMFILE with %d connections: CPU %.2f s in 2 s" % (CONNECTIONS, used))
 
+    def test_a_client_that_reads_nothing_is_closed(self):
+        srv = self.start()
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.connect(("127.0.0.1", srv.port))
+        s.sendall(b"GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n" * 2000)  # ~20 MB of answers
+        t0 = time.monotonic()
+        out = srv.wait_stdout("a response not taken", timeout=15)
+        self.assertIn("HTTP/1: a response not taken for 10 s (no reading): closed", out)
+        took = time.monotonic() - t0
+        self.assertGreater(took, 9)
+        s.settimeout(5 * SLOW)
+        try:
+            while s.recv(65536):  # what was in flight, then the end
+                pass
+        except ConnectionResetError:
+            pass
+        s.close()
+        self.assertEqual(srv.request("GET", "/health")[0], 200)
+        self.stop_ok(srv)
+
     def test_flag_and_environment(self):
         srv = self.start(args=["--max-connections", "5"])
         self.assertIn("max connections 5,", srv.stdout())
