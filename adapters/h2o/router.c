@@ -76,6 +76,7 @@ static void defer(struct router *router, h2o_handler_t *h, h2o_req_t *req)
 {
     struct router_loop *l = h2o_context_get_handler_context(req->conn->ctx, &router->super);
     struct deferred *d = h2o_mem_alloc_shared(&req->pool, sizeof(*d), on_deferred_dispose);
+    memset(d, 0, sizeof(*d));
     d->req = req;
     d->handler = h;
     h2o_linklist_insert(&l->deferred, &d->link);
