@@ -244,10 +244,9 @@ static void on_sweep(h2o_timeout_entry_t *entry)
         }
     }
     /* Closed connections leave free memory inside malloc's arenas: give it back. */
-    if (atomic_load(&closes_since_trim) >= TRIM_AFTER_CLOSES) {
-        atomic_store(&closes_since_trim, 0);
+    if (atomic_load(&closes_since_trim) >= TRIM_AFTER_CLOSES &&
+        atomic_exchange(&closes_since_trim, 0) >= TRIM_AFTER_CLOSES)
         malloc_trim(0);
-    }
     h2o_timeout_link(gl->ctx->loop, &gl->sweep_timeout, &gl->sweep);
 }
 
