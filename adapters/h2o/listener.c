@@ -12,6 +12,7 @@
 
 #define ACCEPT_BATCH 16 /* connections taken per wake-up of a loop, for the other loops */
 #define LIMIT_POLL_MS 20
+#define LOG_EVERY_MS 10000 /* an episode that begins sooner after a logged one is not logged */
 static const unsigned backoff_ms[] = {10, 20, 40, 80, 160, 320, 640, 1000};
 #define STEPS (sizeof(backoff_ms) / sizeof(backoff_ms[0]))
 
@@ -21,10 +22,12 @@ struct listener_shared {
     unsigned max;
     atomic_uint open;
     atomic_uint_fast64_t waited; /* connections accepted after waiting (the metric) */
-    pthread_mutex_t mu;          /* the episodes below, for their log lines */
-    int at_limit, failing;
-    uint64_t since;        /* ms, when the episode began */
-    uint64_t waited_start; /* waited, when it began */
+    pthread_mutex_t mu;          /* the episode below, for its log lines */
+    int episode;                 /* connections wait: at the limit, or accept failing */
+    int announced;               /* ... and its beginning was logged */
+    uint64_t since;              /* ms, when it began */
+    uint64_t waited_start;       /* waited, when it began */
+    uint64_t logged_at;          /* ms, the last beginning logged */
 };
 
 struct listener {
@@ -44,25 +47,29 @@ static void on_accept(h2o_socket_t *sock, const char *err);
 
 /* ---- episodes, logged once when they begin and once when they end -------------------- */
 
+/* Connections wait. Logged unless another episode was logged in the last LOG_EVERY_MS
+ * (a server that hovers at its limit would log two lines per connection). */
 static void episode_begin(struct listener_shared *sh, int failing, int err)
 {
     pthread_mutex_lock(&sh->mu);
-    int *flag = failing ? &sh->failing : &sh->at_limit;
-    if (!*flag) {
-        if (!sh->at_limit && !sh->failing) {
-            sh->since = clock_mono_ms();
-            sh->waited_start = atomic_load(&sh->waited);
+    uint64_t now = clock_mono_ms();
+    if (!sh->episode) {
+        sh->episode = 1;
+        sh->since = now;
+        sh->waited_start = atomic_load(&sh->waited);
+        sh->announced = sh->logged_at == 0 || now - sh->logged_at >= LOG_EVERY_MS;
+        if (sh->announced) {
+            sh->logged_at = now;
+            if (failing)
+                log_error("cannot accept connections: %s (%u connections open); new "
+                          "connections wait in the kernel's queue, retrying in 10 ms to 1 s "
+                          "(lower --max-connections, or raise the open-files limit)",
+                          strerror(err), atomic_load(&sh->open));
+            else
+                log_info("connections: %u open, the limit (--max-connections); new "
+                         "connections wait in the kernel's queue until some close",
+                         sh->max);
         }
-        *flag = 1;
-        if (failing)
-            log_error("cannot accept connections: %s (%u connections open); new connections "
-                      "wait in the kernel's queue, retrying in 10 ms to 1 s (lower "
-                      "--max-connections, or raise the open-files limit)",
-                      strerror(err), atomic_load(&sh->open));
-        else
-            log_info("connections: %u open, the limit (--max-connections); new connections "
-                     "wait in the kernel's queue until some close",
-                     sh->max);
     }
     pthread_mutex_unlock(&sh->mu);
 }
@@ -71,12 +78,13 @@ static void episode_begin(struct listener_shared *sh, int failing, int err)
 static void episode_end(struct listener_shared *sh)
 {
     pthread_mutex_lock(&sh->mu);
-    if ((sh->at_limit || sh->failing) && atomic_load(&sh->open) < sh->max) {
-        log_info("connections: accepting at once again after %" PRIu64 " ms; %" PRIu64
-                 " connections waited (visits_connections_refused_total)",
-                 clock_mono_ms() - sh->since,
-                 (uint64_t)atomic_load(&sh->waited) - sh->waited_start);
-        sh->at_limit = sh->failing = 0;
+    if (sh->episode && atomic_load(&sh->open) < sh->max) {
+        if (sh->announced)
+            log_info("connections: accepting at once again after %" PRIu64 " ms; %" PRIu64
+                     " connections waited (visits_connections_refused_total)",
+                     clock_mono_ms() - sh->since,
+                     (uint64_t)atomic_load(&sh->waited) - sh->waited_start);
+        sh->episode = 0;
     }
     pthread_mutex_unlock(&sh->mu);
 }

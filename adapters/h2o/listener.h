@@ -10,7 +10,8 @@
  * as a connection closes (one of its own at once, another loop's within 20 ms); after a
  * failure it retries after 10 ms, doubling up to 1 s while accept keeps failing. Each
  * connection accepted after waiting so is counted (visits_connections_refused_total), and
- * each episode is logged once when it begins and once when it ends.
+ * each episode is logged once when it begins and once when it ends (at most one episode
+ * per 10 s is logged).
  */
 #ifndef VISITS_LISTENER_H
 #define VISITS_LISTENER_H
