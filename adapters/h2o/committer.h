@@ -1,10 +1,11 @@
 /*
- * committer.h: the counter, and the one thread that writes it.
+ * committer.h: the counter, between the event loops and libvisits.
  *
  * Event loops hand it visits and get each visit's own value back on the loop that
- * submitted it; the value, the readiness and the metrics can be read from any thread
- * without waiting for the disk. How visits are queued, batched and written is the
- * committer's own business: nothing outside committer.c depends on it.
+ * submitted it, once durable (always) or accepted (interval); the library groups the
+ * visits of all loops into write cycles. The value, the readiness and the metrics can be
+ * read from any thread without waiting for the disk. A keeper thread reopens the counter
+ * after failures, follows its path and watches for stalled writes.
  */
 #ifndef VISITS_COMMITTER_H
 #define VISITS_COMMITTER_H
@@ -23,11 +24,10 @@ struct committer_loop; /* one event loop's end of the committer */
  * caller leaves it alone from committer_submit until its reply callback. */
 struct committer_visit {
     uint64_t value; /* in the reply: this visit's own count */
-    int err;        /* in the reply: 0, or why it was not counted (-errno or VISITS_E*) */
+    int err;        /* in the reply: 0, or why it was not counted (-errno or VISITS_E*;
+                       VISITS_EOVERFLOW: the counter is at its maximum, a lasting state) */
     /* the committer's own */
     h2o_multithread_message_t super;
-    struct committer_visit *next;  /* queue */
-    struct committer_visit *chain; /* more replies for the same loop, in one message */
     struct committer_loop *loop;
 };
 
@@ -35,9 +35,11 @@ struct committer_visit {
  * it may free v. */
 typedef void (*committer_reply_cb)(struct committer_visit *v, void *data);
 
-/* Opens the counter and reads its value. 0, or the error (-errno or VISITS_E*). */
-int committer_open(struct committer **out, const char *path, const visits_options *opts);
-/* Starts the thread (call with the signals of the process blocked). 0 or -errno. */
+/* Opens the counter and reads its value. A write cycle that runs longer than stall_ms
+ * makes the counter not ready while it lasts. 0, or the error (-errno or VISITS_E*). */
+int committer_open(struct committer **out, const char *path, const visits_options *opts,
+                   unsigned stall_ms);
+/* Starts the keeper thread (call with the signals of the process blocked). 0 or -errno. */
 int committer_start(struct committer *c);
 
 /* An event loop's thread, once, before its first visit: replies come back through ctx's
@@ -59,14 +61,21 @@ struct committer_view {
 void committer_view(struct committer *c, struct committer_view *out);
 /* Marks the counter not ready ("shutting down"). */
 void committer_set_draining(struct committer *c);
+/* Holds readiness off with a reason (e.g. "recovering the count from peers") until
+ * released. Any thread. */
+void committer_hold_ready(struct committer *c, const char *reason);
+void committer_release_ready(struct committer *c);
+/* Blocking, never on an event loop: durably raises the counter to at least floor; the
+ * value after it in *value_out (nullable). 0 or the error. */
+int committer_raise(struct committer *c, uint64_t floor, uint64_t *value_out);
 /* Appends the committer's metrics (Prometheus text): cycles, batches, failures, reopens,
- * readiness. */
+ * stalls, changes found behind the server, readiness. */
 void committer_metrics(struct committer *c, struct strbuf *sb);
 
-/* After the event loops stopped: stops the thread once the queue is drained and closes
- * the counter (flushing interval mode). Gives up waiting at deadline_ms (CLOCK_MONOTONIC)
- * and returns -ETIMEDOUT; otherwise 0 or the error of the final write, and the final
- * value in *final_value. */
+/* After the event loops stopped: stops the keeper, then closes the counter, which writes
+ * what is queued (interval mode: the acknowledged visits). Gives up waiting at
+ * deadline_ms (CLOCK_MONOTONIC) and returns -ETIMEDOUT; otherwise 0 or the error of the
+ * final write, and the final value in *final_value. */
 int committer_stop(struct committer *c, uint64_t deadline_ms, uint64_t *final_value);
 
 #endif /* VISITS_COMMITTER_H */

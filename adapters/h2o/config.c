@@ -33,6 +33,8 @@
 #define FDS_PER_PEER 2u     /* a /cluster or sync connection to each peer, and slack */
 #define DNS_PEERS_GUESS 64u /* --peers-dns: the peers a headless Service may list */
 #define DEFAULT_PEER_TIMEOUT_MS 500
+#define DEFAULT_STALL_MS 2000
+#define MAX_STALL_MS 600000
 #define MAX_PEER_TIMEOUT_MS 60000
 
 /* A CPU limit of the cgroup (a container's "resources.limits.cpu"), rounded up; 0 if
@@ -100,6 +102,8 @@ static void usage(FILE *out)
             "  --threads N       VISITS_THREADS   event-loop threads, 1..%d (default: CPU count,\n"
             "                                     CPU limit of the cgroup included; here %u)\n"
             "  --sync MODE       VISITS_SYNC      always | interval:MS (default always)\n"
+            "  --stall-ms N      VISITS_STALL_MS  a write running longer makes /ready 503,\n"
+            "                                     100..%d ms (default %d)\n"
             "  --pod-name NAME   POD_NAME         name shown in responses (default: hostname)\n"
             "  --peers LIST      VISITS_PEERS     the peers /cluster asks: HOST:PORT,...\n"
             "                                     (IPv6 as [ADDR]:PORT; default none)\n"
@@ -112,6 +116,8 @@ static void usage(FILE *out)
             "  --max-connections N                client connections open at once, 1..1000000\n"
             "                    VISITS_MAX_CONNECTIONS  (default: what RLIMIT_NOFILE leaves;\n"
             "                                     here %u); more wait to be accepted\n"
+            "  --log-format FMT                   text | json: every line on stdout and stderr\n"
+            "                    VISITS_LOG_FORMAT  as text or as one JSON object (default text)\n"
             "  --print-routes    print the route table (path, methods, purpose) and exit\n"
             "  --help            print this help and exit\n"
             "  --version         print the version and exit\n"
@@ -122,8 +128,9 @@ static void usage(FILE *out)
             "peer's GET /visits (this server among the peers is not counted twice).\n"
             "\n"
             "Routes:\n",
-            DEFAULT_PORT, DEFAULT_BIND, DEFAULT_DATA_DIR, MAX_THREADS, cpus, MAX_PEER_TIMEOUT_MS,
-            DEFAULT_PEER_TIMEOUT_MS, default_max_connections(cpus));
+            DEFAULT_PORT, DEFAULT_BIND, DEFAULT_DATA_DIR, MAX_THREADS, cpus, MAX_STALL_MS,
+            DEFAULT_STALL_MS, MAX_PEER_TIMEOUT_MS, DEFAULT_PEER_TIMEOUT_MS,
+            default_max_connections(cpus));
     routes_print(out, "  ", 9);
     fprintf(out, "\nSIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGXCPU, SIGPWR: finish in-flight requests,\n"
                  "flush, exit 0. SIGUSR1, SIGUSR2, SIGALRM and other signals that would end the\n"
@@ -217,14 +224,14 @@ static int set_sync(struct server_config *cfg, const char *v, char *err, size_t 
 static int set_pod_name(struct server_config *cfg, const char *v, char *err, size_t errsize)
 {
     size_t len = strlen(v), bad = 0;
+    int32_t control = -1;
     char shown[4 * 80 + 1], why[64] = "";
     if (len == 0 || len >= sizeof(cfg->pod_name)) {
         snprintf(why, sizeof(why), ": %zu bytes", len);
-    } else if (!utf8_printable(v, len, &bad)) {
-        uint32_t cp;
-        if (utf8_sequence(v + bad, len - bad, &cp) != 0)
+    } else if (!utf8_printable(v, len, &bad, &control)) {
+        if (control >= 0)
             snprintf(why, sizeof(why), ": the character at byte %zu is U+%04X, a control character",
-                     bad + 1, (unsigned)cp);
+                     bad + 1, (unsigned)control);
         else
             snprintf(why, sizeof(why), ": byte %zu (0x%02x) is not valid UTF-8 there", bad + 1,
                      (unsigned)(unsigned char)v[bad]);
@@ -319,6 +326,26 @@ static int set_peer_timeout(struct server_config *cfg, const char *v, char *err,
     return 0;
 }
 
+static int set_stall(struct server_config *cfg, const char *v, char *err, size_t errsize)
+{
+    unsigned long n;
+    if (parse_uint(v, 100, MAX_STALL_MS, &n) != 0)
+        return invalid(err, errsize, v, "milliseconds 100..600000");
+    cfg->stall_ms = (unsigned)n;
+    return 0;
+}
+
+static int set_log_format(struct server_config *cfg, const char *v, char *err, size_t errsize)
+{
+    if (strcmp(v, "text") == 0)
+        cfg->log_format = LOG_TEXT;
+    else if (strcmp(v, "json") == 0)
+        cfg->log_format = LOG_JSON;
+    else
+        return invalid(err, errsize, v, "text or json");
+    return 0;
+}
+
 typedef int (*setter)(struct server_config *, const char *value, char *err, size_t errsize);
 static const struct option_def {
     const char *flag;
@@ -330,12 +357,14 @@ static const struct option_def {
     {"--data-dir", "VISITS_DATA_DIR", set_data_dir},
     {"--threads", "VISITS_THREADS", set_threads},
     {"--sync", "VISITS_SYNC", set_sync},
+    {"--stall-ms", "VISITS_STALL_MS", set_stall},
     {"--pod-name", "POD_NAME", set_pod_name},
     {"--peers", "VISITS_PEERS", set_peers},
     {"--peers-dns", "VISITS_PEERS_DNS", set_peers_dns},
     {"--peer-timeout-ms", "VISITS_PEER_TIMEOUT_MS", set_peer_timeout},
     {"--http2", "VISITS_HTTP2", set_http2},
     {"--max-connections", "VISITS_MAX_CONNECTIONS", set_max_connections},
+    {"--log-format", "VISITS_LOG_FORMAT", set_log_format},
 };
 #define NUM_OPTIONS (sizeof(options) / sizeof(options[0]))
 
@@ -349,6 +378,7 @@ static int set_defaults(struct server_config *cfg)
         cfg->threads = MAX_THREADS;
     visits_options_init(&cfg->opts);
     cfg->peer_timeout_ms = DEFAULT_PEER_TIMEOUT_MS;
+    cfg->stall_ms = DEFAULT_STALL_MS;
     if (gethostname(cfg->pod_name, sizeof(cfg->pod_name)) != 0 || cfg->pod_name[0] == '\0')
         strcpy(cfg->pod_name, "unknown");
     cfg->pod_name[sizeof(cfg->pod_name) - 1] = '\0';
@@ -392,6 +422,23 @@ static size_t find_option(int argc, char **argv, int *i, const char **value)
     return NUM_OPTIONS;
 }
 
+/* The log format before anything else, so that the errors about the other values are
+ * written in it: the last valid --log-format, else a valid VISITS_LOG_FORMAT. An invalid
+ * value is left for config_parse to report in its turn (in text). */
+static void early_log_format(struct server_config *cfg, int argc, char **argv)
+{
+    char err[256];
+    const char *flag = NULL, *value = NULL;
+    for (int i = 1; i < argc; i++) {
+        size_t opt = find_option(argc, argv, &i, &value);
+        if (opt < NUM_OPTIONS && options[opt].set == set_log_format && value != NULL)
+            flag = value;
+    }
+    const char *v = flag != NULL ? flag : getenv("VISITS_LOG_FORMAT");
+    if (v != NULL && set_log_format(cfg, v, err, sizeof(err)) == 0)
+        log_configure(cfg->log_format, cfg->pod_name);
+}
+
 int config_parse(struct server_config *cfg, int argc, char **argv)
 {
     int given[NUM_OPTIONS] = {0};
@@ -400,6 +447,7 @@ int config_parse(struct server_config *cfg, int argc, char **argv)
         log_error("out of memory");
         return 2;
     }
+    early_log_format(cfg, argc, argv);
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i], *value = NULL;
         if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
@@ -448,6 +496,7 @@ int config_parse(struct server_config *cfg, int argc, char **argv)
         log_error("out of memory");
         return 2;
     }
+    log_configure(cfg->log_format, cfg->pod_name);
     return CONFIG_RUN;
 }
 

@@ -2,6 +2,7 @@
 #ifndef VISITS_CONFIG_H
 #define VISITS_CONFIG_H
 
+#include "log.h"
 #include "peers.h"
 
 #include <stddef.h>
@@ -14,6 +15,7 @@ struct server_config {
     char *counter_path;  /* malloc'd: data_dir + "/visits" */
     unsigned threads;    /* event-loop threads */
     visits_options opts; /* sync mode and interval */
+    unsigned stall_ms;   /* --stall-ms: a longer write cycle makes the server not ready */
     char pod_name[254];
     struct peer_source *peers; /* malloc'd: --peers */
     size_t npeers;
@@ -22,12 +24,15 @@ struct server_config {
     int http2;                    /* --http2: h2c (prior knowledge and Upgrade) on */
     unsigned max_connections;     /* --max-connections; 0 until config_parse derives it */
     unsigned nofile;              /* RLIMIT_NOFILE (soft) at start, for the startup line */
+    enum log_format log_format;   /* --log-format */
 };
 
 enum { CONFIG_RUN = -1 };
 /* Fills cfg from the environment, then argv (flags win). Returns CONFIG_RUN to go on, or
  * an exit status (0 after --help/--version/--print-routes, 2 after a usage error, with
- * a one-line reason printed on stderr). */
+ * a one-line reason printed on stderr). Sets the log format and pod name of log.c
+ * (log_configure): the format first, so that the errors about other values are written in
+ * it. */
 int config_parse(struct server_config *cfg, int argc, char **argv);
 void config_free(struct server_config *cfg);
 /* The --max-connections default: the descriptors RLIMIT_NOFILE leaves once the server's

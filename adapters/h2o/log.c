@@ -2,7 +2,9 @@
  * log.c: the server's lines, and the only writer of stdout while the server runs.
  *
  * log_error writes stderr at once (one write(2) per line). log_info's lines and the
- * access log go to stdout through one queue while the writer thread runs.
+ * access log go to stdout through one queue while the writer thread runs. Both write text
+ * ("visits-server: " and the message) or one JSON object per line (log_configure; the
+ * access log asks log_format()).
  *
  * Event loops hand their access-log buffers (whole lines, normally under PIPE_BUF) to a
  * queue of at most LOG_QUEUE_MAX bytes; one thread writes the chunks to stdout in
@@ -19,9 +21,11 @@
 #include "log.h"
 
 #include "clock.h"
+#include "text.h"
 
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -130,6 +134,56 @@ uint64_t log_dropped_lines(void)
     return atomic_load_explicit(&lw.dropped, memory_order_relaxed);
 }
 
+/* ---- the format ---------------------------------------------------------------------- */
+
+#define POD_MAX 253 /* bytes of a pod name (config.c allows no more) */
+
+static struct {
+    enum log_format format;
+    size_t pod_len;
+    char pod[POD_MAX * 6 + 1]; /* escaped: format_json_utf8 writes at most 6 bytes a byte */
+} lf;
+
+void log_configure(enum log_format format, const char *pod)
+{
+    size_t len = strlen(pod);
+    lf.format = format;
+    len = utf8_cut(pod, len, POD_MAX);
+    lf.pod_len =
+        (size_t)(format_json_utf8(lf.pod, lf.pod + sizeof(lf.pod) - 1, pod, len, NULL) - lf.pod);
+    lf.pod[lf.pod_len] = '\0';
+}
+
+enum log_format log_format(void)
+{
+    return lf.format;
+}
+
+const char *log_pod_json(size_t *len)
+{
+    *len = lf.pod_len;
+    return lf.pod;
+}
+
+char *log_time(char *p, uint64_t ns)
+{
+    static _Thread_local struct {
+        int64_t sec;
+        char text[19]; /* "YYYY-MM-DDTHH:MM:SS" */
+    } cache = {-1, ""};
+    int64_t sec = (int64_t)(ns / 1000000000u);
+    if (sec != cache.sec) {
+        format_utc_seconds(cache.text, sec);
+        cache.sec = sec;
+    }
+    memcpy(p, cache.text, sizeof(cache.text));
+    p += sizeof(cache.text);
+    *p++ = '.';
+    p = format_u64_width(p, ns / 1000000u % 1000u, 3);
+    *p++ = 'Z';
+    return p;
+}
+
 /* ---- log_info and log_error ---------------------------------------------------------- */
 
 #if defined(__GNUC__)
@@ -161,14 +215,60 @@ static void write_line(int fd, const char *line, size_t len)
     }
 }
 
+#define TEXT_LINE_MAX 1024 /* bytes of a text line, its message cut to fit */
+#define MSG_MAX 1024       /* bytes of a JSON line's message before escaping, cut beyond */
+/* A JSON line, its message cut to fit: one write(2) of it to a pipe is atomic, so lines that
+ * threads write to stderr at the same time never mix. */
+#define JSON_LINE_MAX PIPE_BUF
+_Static_assert(JSON_LINE_MAX >= POD_MAX * 6 + 256, "no room for a JSON line's message");
+
+#if defined(__GNUC__)
+__attribute__((format(printf, 3, 0)))
+#endif
+/* {"time":...,"level":...,"msg":...,"pod":...} and "\n" into line (JSON_LINE_MAX bytes);
+ * its length, 0 on error. A message too long for the line is cut, "..." appended. */
+static size_t
+format_json_line(char *line, const char *level, const char *fmt, va_list ap)
+{
+    static const char tail[] = "\",\"pod\":\"";
+    char msg[MSG_MAX];
+    int n = vsnprintf(msg, sizeof(msg), fmt, ap);
+    if (n < 0)
+        return 0;
+    /* n may exceed the buffer: utf8_cut looks at most at msg[MSG_MAX - 1], the NUL. */
+    size_t mlen = utf8_cut(msg, (size_t)n, sizeof(msg) - 1), used;
+    char *p = line;
+    /* Room for the message: what the rest of the line leaves, "..." included. */
+    const char *end = line + JSON_LINE_MAX - (sizeof(tail) - 1) - lf.pod_len - 3 - 3;
+#define LIT(s) (memcpy(p, "" s, sizeof(s) - 1), p += sizeof(s) - 1)
+    LIT("{\"time\":\"");
+    p = log_time(p, clock_real_ns());
+    LIT("\",\"level\":\"");
+    memcpy(p, level, strlen(level));
+    p += strlen(level);
+    LIT("\",\"msg\":\"");
+    p = format_json_utf8(p, end, msg, mlen, &used);
+    if (used < mlen || mlen < (size_t)n)
+        LIT("...");
+    memcpy(p, tail, sizeof(tail) - 1);
+    p += sizeof(tail) - 1;
+    memcpy(p, lf.pod, lf.pod_len);
+    p += lf.pod_len;
+    LIT("\"}\n");
+#undef LIT
+    return (size_t)(p - line);
+}
+
 #if defined(__GNUC__)
 __attribute__((format(printf, 2, 0)))
 #endif
 static void
 log_line(int fd, const char *fmt, va_list ap)
 {
-    char line[1024];
-    size_t len = format_line(line, sizeof(line), fmt, ap);
+    char line[JSON_LINE_MAX];
+    size_t len = lf.format == LOG_JSON
+                     ? format_json_line(line, fd == STDERR_FILENO ? "error" : "info", fmt, ap)
+                     : format_line(line, TEXT_LINE_MAX, fmt, ap);
     if (len == 0)
         return;
     /* While the writer runs, its queue keeps stdout's lines in order with the access log. */

@@ -17,8 +17,24 @@
  * seconds of a busy server, before lines are dropped rather than an event loop blocked. */
 #define LOG_QUEUE_MAX (4u << 20)
 
-/* One line, "visits-server: " and the message, on stdout (log_info) or stderr
- * (log_error), each written whole. */
+/* How every line is written: text (the default), or one JSON object per line. */
+enum log_format { LOG_TEXT, LOG_JSON };
+/* The format of every line from now on, and the pod name that every JSON line carries.
+ * Called while no other thread logs (config_parse calls it). */
+void log_configure(enum log_format format, const char *pod);
+enum log_format log_format(void);
+/* The pod name as the inside of a JSON string (format_json_utf8), NUL-terminated; its length
+ * in *len. */
+const char *log_pod_json(size_t *len);
+/* Writes the CLOCK_REALTIME time ns at p as the "time" of a JSON line, RFC 3339 in UTC
+ * with milliseconds ("2025-11-23T04:30:00.123Z", LOG_TIME_LEN bytes); returns the end. Any
+ * thread; the part up to the seconds is kept per thread, so it costs one gmtime_r a second. */
+#define LOG_TIME_LEN 24
+char *log_time(char *p, uint64_t ns);
+
+/* One line on stdout (log_info) or stderr (log_error), each written whole. Text:
+ * "visits-server: " and the message. JSON: {"time":...,"level":"info" or "error",
+ * "msg":the message,"pod":...}. */
 #if defined(__GNUC__)
 __attribute__((format(printf, 1, 2)))
 #endif

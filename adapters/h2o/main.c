@@ -102,7 +102,7 @@ static int check_data_dir(const struct server_config *cfg)
 static int open_counter(struct server *srv)
 {
     const char *path = srv->cfg.counter_path;
-    int err = committer_open(&srv->committer, path, &srv->cfg.opts);
+    int err = committer_open(&srv->committer, path, &srv->cfg.opts, srv->cfg.stall_ms);
     if (err == VISITS_ECORRUPT)
         log_error("%s: %s: refusing to start; fix it with 'visitsctl set %s N'", path,
                   visits_strerror(err), path);
@@ -353,9 +353,30 @@ static int run_until_signal(struct server *srv)
     return rc;
 }
 
+/* A supervisor may start us with standard descriptors closed: the next files opened
+ * would take their numbers, and the access log would go into them. /dev/null fills each
+ * closed one first. Returns -1 when that is impossible. */
+static int fill_closed_stdio(void)
+{
+    for (int fd = 0; fd <= 2; fd++) {
+        if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
+            continue;
+        int nul = open("/dev/null", O_RDWR);
+        if (nul < 0)
+            return -1;
+        if (nul != fd) { /* cannot happen: fd is the lowest free number */
+            dup2(nul, fd);
+            close(nul);
+        }
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     struct server *srv = &server;
+    if (fill_closed_stdio() != 0)
+        return 1; /* nowhere to even say so */
     int rc = config_parse(&srv->cfg, argc, argv);
     if (rc != CONFIG_RUN) {
         fflush(stdout);

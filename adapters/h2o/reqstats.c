@@ -10,9 +10,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#define STATUS_COUNT 12 /* the codes below, then "other" */
+#define STATUS_COUNT 13 /* the codes below, then "other" */
 static const int status_codes[STATUS_COUNT - 1] = {200, 304, 400, 404, 405, 408,
-                                                   413, 414, 431, 500, 503};
+                                                   413, 414, 431, 500, 503, 507};
 static const struct histogram_bounds durations = {
     .n = 11,
     .le = {100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000, 25000000, 50000000,

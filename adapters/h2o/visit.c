@@ -80,6 +80,15 @@ static void on_counted(struct committer_visit *v, void *data)
         respond_guard_release(vr->guard);
         if (v->err == 0) {
             respond_visit(vr->req, l, v->value);
+        } else if (v->err == VISITS_EOVERFLOW) {
+            /* Lasting until an operator lowers the counter: no Retry-After, and 507 (the
+             * server cannot store a larger value), not 503 (come back soon). */
+            char msg[512];
+            snprintf(msg, sizeof(msg),
+                     "the visit was not counted: %s: %s; an operator must lower it "
+                     "('visitsctl set %s N')",
+                     l->h->counter_path, visits_strerror(v->err), l->h->counter_path);
+            respond_error(vr->req, 507, "Insufficient Storage", msg);
         } else {
             char msg[512];
             snprintf(msg, sizeof(msg), "the visit was not counted: %s: %s", l->h->counter_path,

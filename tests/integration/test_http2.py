@@ -221,6 +221,7 @@ class Http2(ServerTest):
         self.assertFalse(c.responses[1][2], "a body went through a zero window")
         # about 10 s later: GOAWAY, then the connection ends
         self.assertTrue(c.until(lambda: c.goaway is not None, 15), "no GOAWAY")
+        goaway_at = time.monotonic()
         self.assertEqual(c.goaway[0], NO_ERROR)
         self.assertIn(b"stalled", c.goaway[2])
         self.assertTrue(c.until(lambda: c.closed, 5), "not closed after its GOAWAY")
@@ -228,6 +229,8 @@ class Http2(ServerTest):
         self.assertGreater(took, 9)
         c.close()
         self.assertIn("HTTP/2: a response not taken for 10 s", srv.wait_stdout("not taken"))
+        print("\n  stall: GOAWAY %.1f s after the response began, closed at %.1f s"
+              % (goaway_at - t0, took))
         self.stop_ok(srv)
 
     def test_zero_window_connections_keep_memory_bounded(self):
