@@ -38,7 +38,8 @@ struct listener {
     int state;
     int catching_up; /* accepting what waited in the queue; ends when the queue is empty */
     unsigned step;   /* of backoff_ms, while accept fails */
-    h2o_timeout_t waits[STEPS];
+    h2o_timeout_t waits[STEPS]; /* after accept failed */
+    h2o_timeout_t limit_poll;   /* at the limit, for the other loops' connections */
     h2o_timeout_entry_t retry;
     int stopped;
 };
@@ -105,16 +106,14 @@ static void pause_accepting(struct listener *l, int state, int err)
     h2o_socket_read_stop(l->sock);
     l->state = state;
     l->catching_up = 1;
-    unsigned step = 0;
+    h2o_timeout_t *wait = &l->limit_poll;
     if (state == PAUSED_FAILING) {
-        step = l->step;
+        wait = &l->waits[l->step];
         if (l->step + 1 < STEPS)
             l->step++;
-    } else {
-        step = 1; /* LIMIT_POLL_MS */
     }
     h2o_timeout_unlink(&l->retry);
-    h2o_timeout_link(l->accept_ctx->ctx->loop, &l->waits[step], &l->retry);
+    h2o_timeout_link(l->accept_ctx->ctx->loop, wait, &l->retry);
     episode_begin(l->sh, state == PAUSED_FAILING, err);
 }
 
@@ -124,7 +123,7 @@ static void on_retry(h2o_timeout_entry_t *entry)
     if (l->stopped)
         return;
     if (l->state == PAUSED_AT_LIMIT && atomic_load(&l->sh->open) >= l->sh->max) {
-        h2o_timeout_link(l->accept_ctx->ctx->loop, &l->waits[1], &l->retry);
+        h2o_timeout_link(l->accept_ctx->ctx->loop, &l->limit_poll, &l->retry);
         return;
     }
     resume(l);
@@ -198,6 +197,7 @@ struct listener *listener_start(struct listener_shared *sh, h2o_accept_ctx_t *ac
     l->guard = guard;
     for (size_t i = 0; i < STEPS; i++)
         h2o_timeout_init(accept_ctx->ctx->loop, &l->waits[i], backoff_ms[i]);
+    h2o_timeout_init(accept_ctx->ctx->loop, &l->limit_poll, LIMIT_POLL_MS);
     l->retry.cb = on_retry;
     l->sock = h2o_evloop_socket_create(accept_ctx->ctx->loop, fd, H2O_SOCKET_FLAG_DONT_READ);
     l->sock->data = l;
