@@ -57,6 +57,7 @@ cmd|prometheus|prometheus|test|server_prometheus (a real Prometheus scraping tes
 cmd|curl|curl|test container bench|container suite; HTTP checks in scripts; bench
 cmd|pgrep|procps|test|tests that look for processes
 cmd|setpriv|util-linux|test|cli and integration suites (run as nobody)
+cmd|prlimit|util-linux|test|server_connlimit (the server under ulimit -n 128)
 cmd|unshare|util-linux|test|crash suite (private mount namespace)
 cmd|fsfreeze|util-linux|test|tests that freeze a filesystem under a writer
 cmd|flock|util-linux|container deploy|container suite (one at a time), deploy.npm

@@ -9,6 +9,7 @@
 #include "log.h"
 #include "routes.h"
 #include "slotid.h"
+#include "text.h"
 
 #include <h2o/version.h>
 
@@ -18,6 +19,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #define DEFAULT_PORT 8080
@@ -25,6 +28,11 @@
 #define DEFAULT_DATA_DIR "/data"
 #define MAX_THREADS 256
 #define MAX_INTERVAL_MS 3600000u
+#define MAX_CONNECTIONS 1000000u
+#define FDS_BASE 32u        /* stdio, listener, counter, lock, temp, directory, log, resolver */
+#define FDS_PER_THREAD 8u   /* listener's duplicate, epoll, wake-up pipes, ... of each loop */
+#define FDS_PER_PEER 2u     /* a /cluster or sync connection to each peer, and slack */
+#define DNS_PEERS_GUESS 64u /* --peers-dns: the peers a headless Service may list */
 #define DEFAULT_PEER_TIMEOUT_MS 500
 #define DEFAULT_STALL_MS 2000
 #define MAX_STALL_MS 600000
@@ -74,6 +82,18 @@ static unsigned cpu_count(void)
     return limit != 0 && limit < n ? limit : n;
 }
 
+/* The default for the usage text: this process's limit, CPU-count threads, no peers. */
+static unsigned default_max_connections(unsigned threads)
+{
+    struct server_config cfg;
+    struct rlimit rl;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.threads = threads;
+    return config_default_max_connections(
+        &cfg, getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < UINT_MAX ? (unsigned)rl.rlim_cur
+                                                                           : UINT_MAX);
+}
+
 static void usage(FILE *out)
 {
     unsigned cpus = cpu_count();
@@ -101,6 +121,11 @@ static void usage(FILE *out)
             "                    VISITS_SYNC_PEERS_MS  %d..%d (default %d)\n"
             "  --recover-ms N                     at start, stay not ready until every peer\n"
             "                    VISITS_RECOVER_MS  answered or N ms passed, 0..%d (default %d)\n"
+            "  --http2[=on|off]  VISITS_HTTP2     accept HTTP/2 over cleartext (h2c, prior\n"
+            "                                     knowledge or Upgrade) (default off)\n"
+            "  --max-connections N                client connections open at once, 1..1000000\n"
+            "                    VISITS_MAX_CONNECTIONS  (default: what RLIMIT_NOFILE leaves;\n"
+            "                                     here %u); more wait to be accepted\n"
             "  --log-format FMT                   text | json: every line on stdout and stderr\n"
             "                    VISITS_LOG_FORMAT  as text or as one JSON object (default text)\n"
             "  --print-routes    print the route table (path, methods, purpose) and exit\n"
@@ -116,9 +141,12 @@ static void usage(FILE *out)
             "Routes:\n",
             DEFAULT_PORT, DEFAULT_BIND, DEFAULT_DATA_DIR, MAX_THREADS, cpus, MAX_STALL_MS,
             DEFAULT_STALL_MS, MAX_PEER_TIMEOUT_MS, DEFAULT_PEER_TIMEOUT_MS, MIN_SYNC_PEERS_MS,
-            MAX_SYNC_PEERS_MS, DEFAULT_SYNC_PEERS_MS, MAX_RECOVER_MS, DEFAULT_RECOVER_MS);
+            MAX_SYNC_PEERS_MS, DEFAULT_SYNC_PEERS_MS, MAX_RECOVER_MS, DEFAULT_RECOVER_MS,
+            default_max_connections(cpus));
     routes_print(out, "  ", 9);
-    fprintf(out, "\nSIGTERM or SIGINT: finish in-flight requests, flush, exit 0.\n"
+    fprintf(out, "\nSIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGXCPU, SIGPWR: finish in-flight requests,\n"
+                 "flush, exit 0. SIGUSR1, SIGUSR2, SIGALRM and other signals that would end the\n"
+                 "process are logged and ignored.\n"
                  "Exit status: 0 on success, 1 when the server cannot start or run, 2 on bad "
                  "usage.\n");
 }
@@ -203,16 +231,33 @@ static int set_sync(struct server_config *cfg, const char *v, char *err, size_t 
     return 0;
 }
 
+/* A name shown in JSON and in the UTF-8 HTML pages: valid UTF-8 (so that "café" stays
+ * "café" in both) without control characters. */
 static int set_pod_name(struct server_config *cfg, const char *v, char *err, size_t errsize)
 {
-    size_t len = strlen(v);
-    int ok = len > 0 && len < sizeof(cfg->pod_name);
-    for (const unsigned char *p = (const unsigned char *)v; ok && *p; p++)
-        ok = *p >= 0x20 && *p != 0x7f;
-    if (!ok)
-        return invalid(err, errsize, v, "1..253 printable characters");
-    memcpy(cfg->pod_name, v, len + 1);
-    return 0;
+    size_t len = strlen(v), bad = 0;
+    int32_t control = -1;
+    char shown[4 * 80 + 1], why[64] = "";
+    if (len == 0 || len >= sizeof(cfg->pod_name)) {
+        snprintf(why, sizeof(why), ": %zu bytes", len);
+    } else if (!utf8_printable(v, len, &bad, &control)) {
+        if (control >= 0)
+            snprintf(why, sizeof(why), ": the character at byte %zu is U+%04X, a control character",
+                     bad + 1, (unsigned)control);
+        else
+            snprintf(why, sizeof(why), ": byte %zu (0x%02x) is not valid UTF-8 there", bad + 1,
+                     (unsigned)(unsigned char)v[bad]);
+    } else {
+        memcpy(cfg->pod_name, v, len + 1);
+        return 0;
+    }
+    /* The value as it would appear in a log, cut at 80 bytes. */
+    *format_logsafe(shown, shown + sizeof(shown) - 1, v, len < 80 ? len : 80) = '\0';
+    snprintf(err, errsize,
+             "invalid value '%s%s' (expected 1..253 bytes of UTF-8 text without control "
+             "characters%s)",
+             shown, len > 80 ? "..." : "", why);
+    return -1;
 }
 
 static int set_peer_list(struct server_config *cfg, const char *v, int dns, char *err,
@@ -247,6 +292,41 @@ static int set_peers(struct server_config *cfg, const char *v, char *err, size_t
 static int set_peers_dns(struct server_config *cfg, const char *v, char *err, size_t errsize)
 {
     return set_peer_list(cfg, v, 1, err, errsize);
+}
+
+static int set_max_connections(struct server_config *cfg, const char *v, char *err, size_t errsize)
+{
+    unsigned long n;
+    if (parse_uint(v, 1, MAX_CONNECTIONS, &n) != 0)
+        return invalid(err, errsize, v, "a number of connections 1..1000000");
+    cfg->max_connections = (unsigned)n;
+    return 0;
+}
+
+unsigned config_default_max_connections(const struct server_config *cfg, unsigned nofile)
+{
+    unsigned peers = (unsigned)cfg->npeers + (cfg->peers_dns.host[0] != '\0' ? DNS_PEERS_GUESS : 0);
+    unsigned long long reserve = FDS_BASE + (unsigned long long)FDS_PER_THREAD * cfg->threads +
+                                 (unsigned long long)FDS_PER_PEER * peers;
+    unsigned long long n = nofile > reserve + 16 ? nofile - reserve : nofile / 2;
+    if (n < 1)
+        n = 1;
+    return n > MAX_CONNECTIONS ? MAX_CONNECTIONS : (unsigned)n;
+}
+
+/* A switch: --http2 alone turns it on; --http2=on|off and the variable take 1, 0, on,
+ * off, true, false, yes, no. */
+static int set_http2(struct server_config *cfg, const char *v, char *err, size_t errsize)
+{
+    static const char *const on[] = {"1", "on", "true", "yes"}, *const off[] = {"0", "off", "false",
+                                                                                "no"};
+    for (size_t i = 0; i < 4; i++) {
+        if (strcasecmp(v, on[i]) == 0 || strcasecmp(v, off[i]) == 0) {
+            cfg->http2 = strcasecmp(v, on[i]) == 0;
+            return 0;
+        }
+    }
+    return invalid(err, errsize, v, "on or off");
 }
 
 static int set_peer_timeout(struct server_config *cfg, const char *v, char *err, size_t errsize)
@@ -314,6 +394,8 @@ static const struct option_def {
     {"--peer-timeout-ms", "VISITS_PEER_TIMEOUT_MS", set_peer_timeout},
     {"--sync-peers-ms", "VISITS_SYNC_PEERS_MS", set_sync_peers},
     {"--recover-ms", "VISITS_RECOVER_MS", set_recover},
+    {"--http2", "VISITS_HTTP2", set_http2},
+    {"--max-connections", "VISITS_MAX_CONNECTIONS", set_max_connections},
     {"--log-format", "VISITS_LOG_FORMAT", set_log_format},
 };
 #define NUM_OPTIONS (sizeof(options) / sizeof(options[0]))
@@ -360,7 +442,10 @@ static size_t find_option(int argc, char **argv, int *i, const char **value)
     for (size_t j = 0; j < NUM_OPTIONS; j++) {
         size_t flen = strlen(options[j].flag);
         if (strcmp(arg, options[j].flag) == 0) {
-            *value = *i + 1 < argc ? argv[++*i] : NULL;
+            if (options[j].set == set_http2) /* a switch: no value follows */
+                *value = "on";
+            else
+                *value = *i + 1 < argc ? argv[++*i] : NULL;
             return j;
         }
         if (strncmp(arg, options[j].flag, flen) == 0 && arg[flen] == '=') {
@@ -435,6 +520,12 @@ int config_parse(struct server_config *cfg, int argc, char **argv)
             return 2;
         }
     }
+    struct rlimit rl;
+    cfg->nofile = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < UINT_MAX
+                      ? (unsigned)rl.rlim_cur
+                      : UINT_MAX;
+    if (cfg->max_connections == 0)
+        cfg->max_connections = config_default_max_connections(cfg, cfg->nofile);
     if (set_counter_path(cfg) != 0) {
         log_error("out of memory");
         return 2;

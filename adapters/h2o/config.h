@@ -23,6 +23,9 @@ struct server_config {
     unsigned peer_timeout_ms;     /* --peer-timeout-ms */
     unsigned sync_peers_ms;       /* --sync-peers-ms: a round of the exchange every ... */
     unsigned recover_ms;          /* --recover-ms: readiness waits for the peers this long */
+    int http2;                    /* --http2: h2c (prior knowledge and Upgrade) on */
+    unsigned max_connections;     /* --max-connections; 0 until config_parse derives it */
+    unsigned nofile;              /* RLIMIT_NOFILE (soft) at start, for the startup line */
     enum log_format log_format;   /* --log-format */
 };
 
@@ -34,6 +37,10 @@ enum { CONFIG_RUN = -1 };
  * it. */
 int config_parse(struct server_config *cfg, int argc, char **argv);
 void config_free(struct server_config *cfg);
+/* The --max-connections default: the descriptors RLIMIT_NOFILE leaves once the server's
+ * own (stdio, listener, event loops, counter, log, resolver) and the peers' are set
+ * aside. */
+unsigned config_default_max_connections(const struct server_config *cfg, unsigned nofile);
 /* "always" or "interval:MS" into buf. */
 const char *config_sync_name(const struct server_config *cfg, char *buf, size_t size);
 

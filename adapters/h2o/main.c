@@ -3,7 +3,8 @@
  *
  * One listening socket is shared by N event-loop threads (each polls its own dup() of
  * it); the committer thread writes the counter; the log thread writes stdout; the main
- * thread waits for SIGTERM or SIGINT and then runs the shutdown: stop accepting, let
+ * thread waits for a signal (signals.h) and, for one that stops the server (SIGTERM,
+ * SIGINT ...), runs the shutdown: stop accepting, let
  * in-flight requests finish, close idle connections, flush the counter, flush the access
  * log (for STOP_LOG_MS at most), exit 0 (all within 2 s).
  */
@@ -13,12 +14,15 @@
 #include "committer.h"
 #include "config.h"
 #include "exchange.h"
+#include "guard.h"
+#include "listener.h"
 #include "log.h"
 #include "metrics.h"
 #include "replicas.h"
 #include "reqstats.h"
 #include "respond.h"
 #include "router.h"
+#include "signals.h"
 #include "status.h"
 #include "visit.h"
 
@@ -52,7 +56,7 @@ struct worker {
     pthread_t tid;
     h2o_context_t ctx;
     h2o_accept_ctx_t accept_ctx;
-    h2o_socket_t *listener;
+    struct listener *listener;         /* NULL once stopped */
     h2o_multithread_receiver_t wakeup; /* pokes from the main thread */
     int stopping;
     uint64_t stop_deadline_ms;
@@ -66,6 +70,7 @@ struct server {
     struct exchange *exchange; /* ... kept up to date with the peers */
     h2o_handler_t *visit;      /* knows the visits a loop still waits for */
     h2o_logger_t *accesslog;   /* flushed by each loop */
+    struct listener_shared *connections;
     struct worker *workers;
     size_t nworkers;
     int listen_fd;
@@ -156,16 +161,6 @@ static int open_listener(struct server *srv)
 
 /* ---- event-loop threads --------------------------------------------------------------- */
 
-static void on_accept(h2o_socket_t *listener, const char *err)
-{
-    struct worker *w = listener->data;
-    h2o_socket_t *sock;
-    if (err != NULL)
-        return;
-    if ((sock = h2o_evloop_socket_accept(listener)) != NULL)
-        h2o_accept(&w->accept_ctx, sock);
-}
-
 static void on_wakeup(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
 {
     (void)receiver;
@@ -178,8 +173,7 @@ static void on_wakeup(h2o_multithread_receiver_t *receiver, h2o_linklist_t *mess
 static void worker_begin_stop(struct worker *w)
 {
     if (w->listener != NULL) {
-        h2o_socket_read_stop(w->listener);
-        h2o_socket_close(w->listener);
+        listener_stop(w->listener);
         w->listener = NULL;
     }
     h2o_context_request_shutdown(&w->ctx);
@@ -215,9 +209,8 @@ static void *worker_main(void *arg)
                   strerror(errno));
         exit(1);
     }
-    w->listener = h2o_evloop_socket_create(w->ctx.loop, fd, H2O_SOCKET_FLAG_DONT_READ);
-    w->listener->data = w;
-    h2o_socket_read_start(w->listener, on_accept);
+    w->listener =
+        listener_start(w->srv->connections, &w->accept_ctx, guard_loop_create(&w->ctx), fd);
     pthread_barrier_wait(&started);
 
     for (;;) {
@@ -300,6 +293,7 @@ static void register_routes(struct server *srv, h2o_pathconf_t *path)
         .cluster = cluster_handler,
         .sync = config_sync_name(cfg, sync, sizeof(sync)),
         .start_time = srv->start_time,
+        .connections = srv->connections,
     };
     srv->visit = visit_register(path, &visit);
     router_route(router, ROUTE_ROOT, srv->visit);
@@ -317,6 +311,14 @@ static void setup_h2o(struct server *srv)
     h2o_config_init(&srv->globalconf);
     srv->globalconf.server_name = h2o_iovec_init(H2O_STRLIT(SERVER_NAME));
     srv->globalconf.max_request_entity_size = MAX_REQUEST_BODY;
+    /* HTTP/2 only when asked for (docs/server.md, PROTOCOLS): libh2o 2.2.5's HTTP/2 has
+     * known weaknesses (CVE-2023-44487). This switch turns off both h2c with prior
+     * knowledge and Upgrade: h2c. */
+    srv->globalconf.http1.upgrade_to_http2 = srv->cfg.http2;
+    /* Every HTTP/2 request reaches the router at once (libh2o would queue those beyond
+     * this, already parsed and held): the guard (guard.h) bounds them itself. */
+    srv->globalconf.http2.max_concurrent_requests_per_connection = 100;
+    srv->connections = listener_shared_create(srv->cfg.max_connections);
     /* Peer names for the exchange are resolved by libh2o's getaddrinfo threads (one by
      * default; this many at most). */
     h2o_hostinfo_max_threads = srv->cfg.threads < 8 ? srv->cfg.threads : 8;
@@ -330,23 +332,25 @@ static void log_startup(struct server *srv)
     char sync[32];
     int v6 = strchr(srv->cfg.bind, ':') != NULL;
     log_info("listening on http://%s%s%s:%u (threads %u, sync %s, counter %s = %llu, pod %s, "
-             "slot %s%s, version %s, libvisits %s, libh2o %s)",
+             "slot %s%s, version %s, libvisits %s, libh2o %s, max connections %u, http2 %s)",
              v6 ? "[" : "", srv->cfg.bind, v6 ? "]" : "", srv->port, srv->cfg.threads,
              config_sync_name(&srv->cfg, sync, sizeof(sync)), srv->cfg.counter_path,
              (unsigned long long)committer_value(srv->committer), srv->cfg.pod_name,
              replicas_own_id(srv->replicas),
              replicas_new_volume(srv->replicas) ? " (new volume)" : "", VISITS_VERSION_STRING,
-             visits_version_string(), H2O_VERSION);
+             visits_version_string(), H2O_VERSION, srv->cfg.max_connections,
+             srv->cfg.http2 ? "on" : "off");
 }
 
-static int run_until_signal(struct server *srv, sigset_t *sigs)
+static int run_until_signal(struct server *srv)
 {
     int sig;
-    while (sigwait(sigs, &sig) != 0)
-        ;
+    char name[32];
+    while (!signals_wait(&sig))
+        log_info("received %s: ignored", signals_name(sig, name, sizeof(name)));
     uint64_t t0 = clock_mono_ms();
     log_info("received %s: stopping (no new connections; in-flight requests finish)",
-             sig == SIGTERM ? "SIGTERM" : "SIGINT");
+             signals_name(sig, name, sizeof(name)));
     committer_set_draining(srv->committer);
     exchange_stop(srv->exchange, t0 + STOP_GRACE_MS); /* no raise after this */
     atomic_store(&srv->stopping, 1);
@@ -412,12 +416,7 @@ int main(int argc, char **argv)
     srv->listen_fd = -1;
 
     /* Signals are taken by sigwait() in this thread only; the threads inherit the mask. */
-    sigset_t sigs;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGTERM);
-    sigaddset(&sigs, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    signals_block();
 
     if (check_data_dir(&srv->cfg) != 0 || open_counter(srv) != 0 || open_replicas(srv) != 0 ||
         open_listener(srv) != 0)
@@ -437,6 +436,6 @@ int main(int argc, char **argv)
         return 1;
     }
     log_startup(srv);
-    rc = run_until_signal(srv, &sigs);
+    rc = run_until_signal(srv);
     return rc;
 }

@@ -26,6 +26,7 @@ static void render(const struct metrics_config *cfg, struct strbuf *sb)
     reqstats_render(cfg->requests, sb);
     committer_metrics(cfg->committer, sb);
     cluster_metrics(cfg->cluster, sb);
+    listener_metrics(cfg->connections, sb);
     strbuf_printf(sb,
                   "# HELP visits_access_log_dropped_lines_total Access-log lines not written "
                   "to stdout: the queue was full (stdout not read fast enough) or the write "

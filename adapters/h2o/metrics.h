@@ -3,6 +3,7 @@
 #define VISITS_METRICS_H
 
 #include "committer.h"
+#include "listener.h"
 #include "reqstats.h"
 
 #include <h2o.h>
@@ -10,9 +11,10 @@
 struct metrics_config {
     struct committer *committer;
     struct reqstats *requests;
-    h2o_handler_t *cluster; /* the peers' metrics (cluster.h) */
-    const char *sync;       /* "always" or "interval:MS" */
-    double start_time;      /* seconds since the epoch */
+    h2o_handler_t *cluster;              /* the peers' metrics (cluster.h) */
+    const char *sync;                    /* "always" or "interval:MS" */
+    double start_time;                   /* seconds since the epoch */
+    struct listener_shared *connections; /* visits_connections_refused_total */
 };
 
 /* The handler of "/metrics", created on pathconf (see router.h). */

@@ -4,6 +4,10 @@
  * handler of its route. Those handlers are created on the same path, after the router, so
  * that libh2o gives each its per-loop context (on_context_init); libh2o never calls their
  * on_req itself, as the router takes every request and its handlers never decline one.
+ *
+ * Before routing, each request passes the connection's guard (guard.h: HTTP/2 limits) and
+ * the framing checks (framing.h: 400 and close). An HTTP/2 request reaches its handler at
+ * the end of the event loop's turn, so that a stream reset in the same burst never does.
  */
 #ifndef VISITS_ROUTER_H
 #define VISITS_ROUTER_H

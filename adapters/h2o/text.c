@@ -100,49 +100,6 @@ void strbuf_u64(struct strbuf *sb, uint64_t v)
 
 static const char hex[] = "0123456789abcdef";
 
-void strbuf_json(struct strbuf *sb, const char *s, size_t len)
-{
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\') {
-            char esc[2] = {'\\', (char)c};
-            strbuf_add(sb, esc, 2);
-        } else if (c < 0x20 || c >= 0x7f) {
-            /* Input is not guaranteed UTF-8: a high byte becomes the Latin-1 code point it
-             * would be, which keeps the JSON valid. */
-            char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-            strbuf_add(sb, esc, 6);
-        } else {
-            strbuf_add(sb, (const char *)&c, 1);
-        }
-    }
-}
-
-void strbuf_html(struct strbuf *sb, const char *s, size_t len)
-{
-    for (size_t i = 0; i < len; i++) {
-        switch (s[i]) {
-        case '&':
-            strbuf_puts(sb, "&amp;");
-            break;
-        case '<':
-            strbuf_puts(sb, "&lt;");
-            break;
-        case '>':
-            strbuf_puts(sb, "&gt;");
-            break;
-        case '"':
-            strbuf_puts(sb, "&quot;");
-            break;
-        case '\'':
-            strbuf_puts(sb, "&#39;");
-            break;
-        default:
-            strbuf_add(sb, s + i, 1);
-        }
-    }
-}
-
 char *format_logsafe(char *p, const char *end, const char *s, size_t len)
 {
     for (size_t i = 0; i < len; i++) {
@@ -274,6 +231,89 @@ size_t utf8_cut(const char *s, size_t len, size_t max)
         }
     }
     return max;
+}
+
+/* ---- UTF-8 text in responses and settings --------------------------------------------- */
+
+/* The code point of the well-formed character of w bytes at s. */
+static uint32_t code_point(const unsigned char *s, size_t w)
+{
+    static const unsigned char lead_mask[5] = {0, 0x7f, 0x1f, 0x0f, 0x07};
+    uint32_t cp = s[0] & lead_mask[w];
+    for (size_t i = 1; i < w; i++)
+        cp = cp << 6 | (s[i] & 0x3f);
+    return cp;
+}
+
+static int is_control(uint32_t cp)
+{
+    return cp < 0x20 || (cp >= 0x7f && cp <= 0x9f);
+}
+
+int utf8_printable(const char *s, size_t len, size_t *bad, int32_t *control)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t i = 0;
+    while (i < len) {
+        size_t skip = 0, w = u[i] < 0x80 ? 1 : utf8_char(u + i, len - i, &skip);
+        uint32_t cp = w != 0 ? code_point(u + i, w) : 0;
+        if (w == 0 || is_control(cp)) {
+            *bad = i;
+            *control = w != 0 ? (int32_t)cp : -1;
+            return 0;
+        }
+        i += w;
+    }
+    return 1;
+}
+
+void strbuf_json(struct strbuf *sb, const char *s, size_t len)
+{
+    /* format_json_utf8 writes at most 6 bytes per byte of s. */
+    if (len > (SIZE_MAX - sb->len - 1) / 6) {
+        sb->oom = 1;
+        return;
+    }
+    if (reserve(sb, 6 * len) != 0)
+        return;
+    char *end = format_json_utf8(sb->data + sb->len, sb->data + sb->cap - 1, s, len, NULL);
+    sb->len = (size_t)(end - sb->data);
+    sb->data[sb->len] = '\0';
+}
+
+void strbuf_html(struct strbuf *sb, const char *s, size_t len)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t i = 0;
+    while (i < len) {
+        size_t skip = 1, w = u[i] < 0x80 ? 1 : utf8_char(u + i, len - i, &skip);
+        uint32_t cp = w != 0 ? code_point(u + i, w) : 0;
+        if (w == 0 || (is_control(cp) && cp != '\t' && cp != '\n' && cp != '\r')) {
+            strbuf_lit(sb, "\xef\xbf\xbd"); /* U+FFFD */
+            i += w != 0 ? w : skip;
+            continue;
+        }
+        switch (cp) {
+        case '&':
+            strbuf_lit(sb, "&amp;");
+            break;
+        case '<':
+            strbuf_lit(sb, "&lt;");
+            break;
+        case '>':
+            strbuf_lit(sb, "&gt;");
+            break;
+        case '"':
+            strbuf_lit(sb, "&quot;");
+            break;
+        case '\'':
+            strbuf_lit(sb, "&#39;");
+            break;
+        default:
+            strbuf_add(sb, s + i, w);
+        }
+        i += w;
+    }
 }
 
 char *format_utc_seconds(char *p, int64_t sec)

@@ -25,11 +25,20 @@ __attribute__((format(printf, 2, 3)))
 #endif
 void strbuf_printf(struct strbuf *sb, const char *fmt, ...);
 void strbuf_u64(struct strbuf *sb, uint64_t v);
-/* Appends s as the inside of a JSON string (quotes not included); bytes that are not
- * printable ASCII become \u00NN, so the result is valid JSON whatever s holds. */
+/* Appends s as the inside of a JSON string (quotes not included), as format_json_utf8
+ * writes it: UTF-8 as it is ("café" stays "café"), '"', '\\' and the control characters
+ * escaped, each ill-formed subsequence as \ufffd, so that the result is valid JSON and
+ * valid UTF-8 whatever s holds (a NUL shows as \u0000 and never cuts it short). */
 void strbuf_json(struct strbuf *sb, const char *s, size_t len);
-/* Appends s escaped for HTML text and attribute values. */
+/* Appends s escaped for HTML text and attribute values: & < > " ' as entities, UTF-8 as
+ * it is, control characters (but tab and line breaks) and ill-formed subsequences as
+ * U+FFFD, so that the page stays valid UTF-8 whatever s holds. */
 void strbuf_html(struct strbuf *sb, const char *s, size_t len);
+/* 1 if s is well-formed UTF-8 without control characters (U+0000..U+001F,
+ * U+007F..U+009F); otherwise 0, the offset of the first offending byte in *bad and, in
+ * *control, the control character found there, or -1 when the bytes there are not
+ * well-formed UTF-8. */
+int utf8_printable(const char *s, size_t len, size_t *bad, int32_t *control);
 
 /* Writes v in decimal at p (at most 20 bytes, no NUL); returns the end. printf is a
  * tenth of the CPU of a request on the hot paths, this is not. */
@@ -47,8 +56,7 @@ char *format_logsafe(char *p, const char *end, const char *s, size_t len);
  * ill-formed subsequence (a maximal subpart, as WHATWG's decoder and Python's "replace"
  * count them) becomes \ufffd (U+FFFD). At most 6 bytes per byte of s. Stops before a
  * character whose form does not fit before end; returns the end, and the bytes of s it
- * wrote in *used (if not NULL). (strbuf_json, for the responses, writes every byte outside
- * printable ASCII as \u00NN instead.) */
+ * wrote in *used (if not NULL). strbuf_json, for the responses, writes the same. */
 char *format_json_utf8(char *p, const char *end, const char *s, size_t len, size_t *used);
 /* The length of s cut to at most max bytes, backed off so that the cut does not split a
  * well-formed UTF-8 character. */

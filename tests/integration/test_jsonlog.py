@@ -179,7 +179,8 @@ def exchange(port, requests):
 class JsonLog(ServerTest):
     def start_json(self, pod="web-0", threads=2):
         self.t0 = time.time()
-        return self.start(args=["--log-format", "json", "--pod-name", pod], threads=threads)
+        return self.start(args=["--log-format", "json", "--pod-name", pod, "--http2"],
+                          threads=threads)
 
     def lines(self, srv, pod="web-0"):
         """(stdout, stderr) of a stopped server as JsonLines."""
@@ -199,7 +200,7 @@ class JsonLog(ServerTest):
     # ---- normal operation --------------------------------------------------------------
     def test_flag_events_and_access_lines(self):
         self.t0 = time.time()
-        srv = self.start(args=["--log-format", "json", "--pod-name", "web-0"])
+        srv = self.start(args=["--log-format", "json", "--pod-name", "web-0", "--http2"])
         sent = []  # (method, path, status, body bytes)
         c = srv.conn()
         for method, path, hdrs in (("GET", "/", {"Accept": "application/json"}),

@@ -1,6 +1,7 @@
 /*
  * test_text.c: visits-server's escaper of JSON log lines (adapters/h2o/text.c):
- * format_json_utf8, utf8_cut and format_utc_seconds.
+ * format_json_utf8, utf8_cut and format_utc_seconds; and the responses' escapers built on
+ * it (strbuf_json, strbuf_html) with the pod name's check (utf8_printable).
  *
  * The escaper is compared byte for byte with a reference written differently: it splits
  * the input by the rows of the Unicode Standard's table of well-formed UTF-8 byte sequences
@@ -289,6 +290,52 @@ static void test_utc_seconds(void **state)
     }
 }
 
+/* The responses' escapers and the pod name's check share the log lines' UTF-8 rules. */
+static void test_response_escapers_and_utf8_printable(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in, *json, *html;
+    } cases[] = {
+        {"caf\xc3\xa9", "caf\xc3\xa9", "caf\xc3\xa9"},
+        {"caf\xff", "caf\\ufffd", "caf\xef\xbf\xbd"},
+        {"<a href=\"x\">&'", "<a href=\\\"x\\\">&'", "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"},
+        {"a\x01" "b\x7f", "a\\u0001b\\u007f",
+         "a\xef\xbf\xbd"
+         "b\xef\xbf\xbd"},
+        {"\xf0\x9f\x9a\x80\xed\xa0\x80", "\xf0\x9f\x9a\x80\\ufffd\\ufffd\\ufffd",
+         "\xf0\x9f\x9a\x80\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct strbuf j, h;
+        strbuf_init(&j);
+        strbuf_init(&h);
+        strbuf_json(&j, cases[i].in, strlen(cases[i].in));
+        strbuf_html(&h, cases[i].in, strlen(cases[i].in));
+        assert_string_equal(j.data, cases[i].json);
+        assert_string_equal(h.data, cases[i].html);
+        strbuf_free(&j);
+        strbuf_free(&h);
+    }
+    struct strbuf nul;
+    strbuf_init(&nul);
+    strbuf_json(&nul, "a\0b", 3);
+    assert_string_equal(nul.data, "a\\u0000b");
+    strbuf_free(&nul);
+
+    size_t bad = 0;
+    int32_t control = 0;
+    assert_int_equal(utf8_printable("pod-\xc3\xa9-\xf0\x9f\x9a\x80", 11, &bad, &control), 1);
+    assert_int_equal(utf8_printable("caf\xff", 4, &bad, &control), 0);
+    assert_int_equal(bad, 3);
+    assert_int_equal(control, -1);
+    assert_int_equal(utf8_printable("a\xc2\x85", 3, &bad, &control), 0);
+    assert_int_equal(bad, 1);
+    assert_int_equal(control, 0x85);
+    assert_int_equal(utf8_printable("\xc0\xaf", 2, &bad, &control), 0);     /* overlong */
+    assert_int_equal(utf8_printable("\xed\xa0\x80", 3, &bad, &control), 0); /* surrogate */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -297,6 +344,7 @@ int main(void)
         cmocka_unit_test(test_known_lines),
         cmocka_unit_test(test_utf8_cut_never_splits_a_character),
         cmocka_unit_test(test_utc_seconds),
+        cmocka_unit_test(test_response_escapers_and_utf8_printable),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
