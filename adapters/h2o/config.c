@@ -33,6 +33,9 @@
 #define FDS_PER_THREAD 8u   /* listener's duplicate, epoll, wake-up pipes, ... of each loop */
 #define FDS_PER_PEER 2u     /* a /cluster or sync connection to each peer, and slack */
 #define DNS_PEERS_GUESS 64u /* --peers-dns: the peers a headless Service may list */
+/* With peers: the exchange's loop (epoll, wake-up pipe) and its replica files (16 open
+ * handles, replicas.c, and a write's file and temp). */
+#define FDS_EXCHANGE 24u
 #define DEFAULT_PEER_TIMEOUT_MS 500
 #define DEFAULT_STALL_MS 2000
 #define MAX_STALL_MS 600000
@@ -307,7 +310,8 @@ unsigned config_default_max_connections(const struct server_config *cfg, unsigne
 {
     unsigned peers = (unsigned)cfg->npeers + (cfg->peers_dns.host[0] != '\0' ? DNS_PEERS_GUESS : 0);
     unsigned long long reserve = FDS_BASE + (unsigned long long)FDS_PER_THREAD * cfg->threads +
-                                 (unsigned long long)FDS_PER_PEER * peers;
+                                 (unsigned long long)FDS_PER_PEER * peers +
+                                 (peers != 0 ? FDS_EXCHANGE : 0);
     unsigned long long n = nofile > reserve + 16 ? nofile - reserve : nofile / 2;
     if (n < 1)
         n = 1;
