@@ -29,9 +29,9 @@ run: deps
 	@mkdir -p var
 	exec $(BUILD)/adapters/h2o/visits-server --bind 127.0.0.1 --port $(PORT) --data-dir var
 
-# Every suite, from fresh build directories, warnings as errors; then the unit and
-# integration suites under ASan+UBSan, the library's unit tests and the server's
-# integration tests under TSan, the library's unit tests under valgrind,
+# Every suite, from fresh build directories, warnings as errors; then the unit, integration
+# and example suites under ASan+UBSan, the library's unit tests, the server's integration
+# tests and the example under TSan, the library's unit tests under valgrind,
 # and the parser fuzzer for 30 s.
 test:
 	@scripts/deps.sh build test container deploy browser
@@ -47,13 +47,13 @@ test-asan:
 	rm -rf build-asan
 	$(CMAKE) -S . -B build-asan -DVISITS_WERROR=ON -DVISITS_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
 	$(CMAKE) --build build-asan -j$(JOBS)
-	$(SAN_ENV) $(CTEST) --test-dir build-asan -L 'unit|integration|browser' --output-on-failure
+	$(SAN_ENV) $(CTEST) --test-dir build-asan -L 'unit|integration|browser|example' --output-on-failure
 
 test-tsan:
 	rm -rf build-tsan
 	$(CMAKE) -S . -B build-tsan -DVISITS_WERROR=ON -DVISITS_TSAN=ON -DCMAKE_BUILD_TYPE=Debug
 	$(CMAKE) --build build-tsan -j$(JOBS)
-	TSAN_OPTIONS=halt_on_error=1 $(CTEST) --test-dir build-tsan -R '^(unit_|server_)' --output-on-failure
+	TSAN_OPTIONS=halt_on_error=1 $(CTEST) --test-dir build-tsan -R '^(unit_|server_|example_)' --output-on-failure
 
 test-valgrind:
 	rm -rf build-valgrind
@@ -88,7 +88,7 @@ install: all
 	$(CMAKE) --install $(BUILD)
 
 format:
-	clang-format -i include/*.h libvisits/*.[ch] adapters/*/*.[ch] tests/*/*.[ch] bench/*.c bench/*/*.c
+	clang-format -i include/*.h libvisits/*.[ch] adapters/*/*.[ch] tests/*/*.[ch] bench/*.c bench/*/*.c examples/*.c
 
 clean:
 	rm -rf build build-test build-asan build-tsan build-valgrind build-fuzz build-bench

@@ -5,7 +5,7 @@ set -euo pipefail
 
 declare -A PKGS=(
   [build]="gcc make cmake pkg-config libc6-dev libh2o-evloop-dev libssl-dev"
-  [test]="libcmocka-dev clang libclang-rt-14-dev python3 curl procps util-linux mount prometheus valgrind e2fsprogs xfsprogs btrfs-progs"
+  [test]="libcmocka-dev libuv1-dev clang libclang-rt-14-dev python3 curl procps util-linux mount prometheus valgrind e2fsprogs xfsprogs btrfs-progs"
   [container]="podman buildah runc mmdebstrap uidmap catatonit netavark aardvark-dns"
   [deploy]="nodejs prometheus"
   [browser]="chromium nodejs"
