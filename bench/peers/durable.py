@@ -6,16 +6,17 @@ run, interleaved, several rounds; medians, ratios and a gnuplot PNG.
 
 usage: durable.py --bin BUILD/bench/peers/durable [--dir DIR] [--out OUT]
                   [--writers 1,4,16,64,256] [--seconds 3] [--rounds 3]
-                  [--systems libvisits,naive,sqlite,redis] [--before OLD/bench/peers/durable]
+                  [--systems libvisits,naive,sqlite,redis]
+                  [--before [NAME=]OLD/bench/peers/durable ...]
 
 DIR (default ./bench-data) holds the counters: put it on the disk you want to measure.
 OUT (default ./bench-results) receives durable.tsv (every run), durable.md (the tables)
 and durable.png. Prints the tables too.
 
---before adds the system "before": the same helper built from an older checkout (its own
-libvisits), run interleaved with the others, so that old and new are compared in one run.
-Ratios are taken within each round (both systems ran within seconds of each other) and
-shown as the median with the range over rounds.
+--before (repeatable) adds the system NAME (default "before"): the same helper built from
+another checkout (with its own libvisits), run interleaved with the others, so that old
+and new are compared in one run. Ratios are taken within each round (the systems ran
+within seconds of each other) and shown as the median with the range over rounds.
 """
 
 import argparse
@@ -29,10 +30,9 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 
-SYSTEMS = ["libvisits", "before", "naive", "sqlite", "redis"]
+SYSTEMS = ["libvisits", "naive", "sqlite", "redis"]
 LABEL = {
     "libvisits": "libvisits (always)",
-    "before": "libvisits before",
     "naive": "naive replace",
     "sqlite": "SQLite WAL FULL",
     "redis": "Redis AOF always",
@@ -129,20 +129,27 @@ def main():
     ap.add_argument("--writers", default="1,4,16,64,256")
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--systems", default=",".join(s for s in SYSTEMS if s != "before"))
-    ap.add_argument("--before", help="the durable helper built from an older checkout")
+    ap.add_argument("--systems", default=",".join(SYSTEMS))
+    ap.add_argument("--before", action="append", default=[], metavar="[NAME=]PATH",
+                    help="the durable helper built from another checkout (repeatable)")
     args = ap.parse_args()
 
     writers = [int(w) for w in args.writers.split(",")]
     systems = [s for s in args.systems.split(",") if s]
-    if args.before and "before" not in systems:
-        systems.insert(1 if systems[:1] == ["libvisits"] else 0, "before")
-    if "before" in systems and not args.before:
-        raise SystemExit("bench: system 'before' needs --before PATH")
-    binary = {"libvisits": args.bin, "naive": args.bin, "sqlite": args.bin,
-              "before": args.before}
+    binary = {"libvisits": args.bin, "naive": args.bin, "sqlite": args.bin}
+    befores = []  # the older builds, in the order given
+    for spec in args.before:
+        name, path = spec.split("=", 1) if "=" in spec else ("before", spec)
+        if name in binary or name == "redis":
+            raise SystemExit(f"bench: --before name '{name}' is taken")
+        binary[name] = path
+        befores.append(name)
+        version = common.sh([path, "--version"], check=True).split(",")[0]
+        LABEL[name] = f"{name}: {version}"
+    at = 1 if systems[:1] == ["libvisits"] else 0
+    systems[at:at] = befores
     for s in systems:
-        if s not in SYSTEMS:
+        if s not in SYSTEMS and s not in befores:
             raise SystemExit(f"bench: unknown system '{s}' (known: {', '.join(SYSTEMS)})")
     if "redis" in systems:
         missing = [t for t in ("redis-server", "redis-benchmark", "redis-cli")
@@ -156,13 +163,10 @@ def main():
 
     redis_v = common.version_of(["redis-server", "--version"], r"v=(\S+)")
     redis_b = common.version_of(["redis-benchmark", "--version"])
-    if args.before:
-        LABEL["before"] = f"before: {common.sh([args.before, '--version']).split(',')[0]}"
     env = common.machine_lines(data_dir) + [
         f"versions: {common.sh([args.bin, '--version'])}, "
         f"Redis {redis_v} ({redis_b})"
-        + (f"; before: {args.before} ({common.sh([args.before, '--version'])})"
-           if args.before else ""),
+        + "".join(f"; {b}: {binary[b]}" for b in befores),
         f"{args.rounds} rounds x {len(writers)} writer counts x {len(systems)} systems, "
         f"{args.seconds:g} s each, systems interleaved (order rotated each round)",
     ]
@@ -182,7 +186,7 @@ def main():
                     if s == "redis":
                         r = (redis.run(w, args.seconds), float("nan"), float("nan"), {})
                     else:
-                        r = run_c(binary[s], "libvisits" if s == "before" else s, w,
+                        r = run_c(binary[s], "libvisits" if s in befores else s, w,
                                   args.seconds, data_dir)
                     load = common.loadavg()
                     loads.append(float(load))
@@ -211,20 +215,20 @@ def main():
         # Ratios within each round: the median and the range over rounds.
         peers = [s for s in systems if s != "libvisits"]
         header = ["writers"] + [f"libvisits / {p}" for p in peers]
-        if "before" in systems and "redis" in systems:
-            header.append("before / redis")
+        if "redis" in systems:
+            header += [f"{b} / redis" for b in befores]
         rows = []
         for w in writers:
             row = [w] + [ratio_cell(res, "libvisits", p, w) for p in peers]
-            if "before" in systems and "redis" in systems:
-                row.append(ratio_cell(res, "before", "redis", w))
+            if "redis" in systems:
+                row += [ratio_cell(res, b, "redis", w) for b in befores]
             rows.append(row)
         tables.append(common.md_table(header, rows))
         # The group commit: cycles, batches, gathering.
-        mine = [s for s in ("libvisits", "before") if s in systems]
+        mine = ["libvisits"] + befores
         header = ["writers"]
         for s in mine:
-            who = "" if s == "libvisits" else "before: "
+            who = "" if s == "libvisits" else f"{s}: "
             header += [f"{who}cycles/s", f"{who}mean batch", f"{who}batch / N"]
         header += ["cycle ms", "gathers / cycle", "vain / gather"]
         rows = []
