@@ -26,6 +26,10 @@ def fail(msg):
     sys.exit(1)
 
 
+class Broken(Exception):
+    """What a client thread saw go wrong."""
+
+
 def step(msg):
     print(f"example: {msg}", flush=True)
 
@@ -51,6 +55,13 @@ class Server:
             self.proc.kill()
             fail(f"{BIN} printed {line!r} (stderr: {self.stderr()!r}), not '{prefix}PORT'")
         self.port = int(line[len(prefix):])
+
+    def fail(self, msg):
+        """Fails with msg and what the server said (it may have died)."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        fail(f"{msg} (server exit {self.proc.returncode}, stderr {self.stderr()!r})")
 
     def stderr(self):
         with open(self.err_path, "rb") as f:
@@ -94,11 +105,11 @@ def read_answers(sock, count, buf=b""):
         while b"\n" not in buf:
             chunk = sock.recv(65536)
             if not chunk:
-                fail(f"connection closed after {len(values)} of {count} answers")
+                raise Broken(f"connection closed after {len(values)} of {count} answers")
             buf += chunk
         line, buf = buf.split(b"\n", 1)
         if not line.isdigit():
-            fail(f"answer {line!r} is not a number")
+            raise Broken(f"answer {line!r} is not a number")
         values.append(int(line))
     return values, buf
 
@@ -140,7 +151,7 @@ def concurrent_clients(srv, base):
     everything = []
     for i, r in enumerate(results):
         if isinstance(r, Exception) or r is None:
-            fail(f"client {i}: {r!r}")
+            srv.fail(f"client {i}: {r}")
         if len(r) != PER_CLIENT or any(a >= b for a, b in zip(r, r[1:])):
             fail(f"client {i}: {len(r)} answers, not strictly increasing: {r[:10]}...")
         everything += r
@@ -209,8 +220,13 @@ def main():
     rest = read_to_eof(busy)
     got = first + [int(x) for x in (buf + rest).split(b"\n") if x]
     if got != list(range(value + 1, value + 501)):
+        try:
+            srv.proc.wait(timeout=TIMEOUT)
+        except subprocess.TimeoutExpired:
+            srv.proc.kill()
         fail(f"after SIGTERM the busy client got {len(got)} answers {got[:3]}..{got[-3:]}, "
-             f"expected {value + 1}..{value + 500}")
+             f"expected {value + 1}..{value + 500}; the server exited {srv.proc.returncode} "
+             f"with {srv.stderr()!r}, {path} holds {file_bytes(path)!r}")
     value += 500
     if idle.recv(100) != b"":
         fail("the idle connection got data instead of end of stream after SIGTERM")
@@ -231,4 +247,7 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except (Broken, OSError) as e:
+        fail(str(e))
