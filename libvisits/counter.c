@@ -93,6 +93,8 @@ static void free_counter(visits_counter *c)
 {
     if (c->dirfd >= 0)
         visits__close(c->dirfd);
+    if (c->stale_fd >= 0)
+        close(c->stale_fd); /* as in commit.c: not through the seam */
     visits__loc_free(&c->loc);
     free(c->abs_path);
     free(c->path);
@@ -159,6 +161,7 @@ int visits_open(const char *path, const visits_options *opts, visits_counter **o
     if ((c = calloc(1, sizeof(*c))) == NULL)
         return -ENOMEM;
     c->dirfd = -1;
+    c->stale_fd = -1;
     if ((err = take_options(opts, &c->opts)) != 0)
         goto Error;
     c->create_mode = (mode_t)c->opts.mode;

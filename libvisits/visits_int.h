@@ -185,6 +185,7 @@ struct visits_counter {
     uint64_t expect;       /* gather: operations likely to arrive soon */
     uint64_t gather_until; /* ... waited for no later than this */
     unsigned skip_gathers; /* cycles left that start without gathering */
+    int stale_fd;          /* -1, or a replaced file a lone caller left to the committer */
     visits_stats stats;
 };
 
