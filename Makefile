@@ -1,21 +1,28 @@
 # visits: two commands for a newcomer, `make run` and `make test`.
-# Both install missing Debian packages first (scripts/deps.sh).
+# Both install missing Debian packages first (scripts/deps.sh), then check that every
+# program, helper and module their suites need resolves (scripts/check-setup.sh).
 
 PORT ?= 8080
 JOBS ?= 2
 BUILD ?= build
+TEST_GROUPS = build test container deploy browser
 CMAKE ?= cmake
 CTEST ?= ctest
 SAN_ENV = ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
           UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
           LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0
 
-.PHONY: all deps run test test-main test-asan test-tsan test-valgrind test-fuzz bench image install format clean
+.PHONY: all deps check-setup run test test-main test-asan test-tsan test-valgrind test-fuzz bench image install format clean
 
 all: $(BUILD)/.built
 
 deps:
 	@scripts/deps.sh build
+	@scripts/check-setup.sh build
+
+# What every suite of `make test` needs, listed item by item (-v); fails naming what is missing.
+check-setup:
+	@scripts/check-setup.sh -v $(TEST_GROUPS)
 
 $(BUILD)/.built: deps
 	$(CMAKE) -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
@@ -29,14 +36,17 @@ run: deps
 	@mkdir -p var
 	exec $(BUILD)/adapters/h2o/visits-server --bind 127.0.0.1 --port $(PORT) --data-dir var
 
-# Every suite, from fresh build directories, warnings as errors; then the unit, integration
-# and example suites under ASan+UBSan, the library's unit tests and the server's
+# The packages of every suite (scripts/deps.sh), then the setup check (scripts/check-setup.sh):
+# a missing program fails here in a second, naming its package and deps.sh group.
+# Then every suite, from fresh build directories, warnings as errors; then the unit,
+# integration and example suites under ASan+UBSan, the library's unit tests and the server's
 # integration tests under TSan, the library's unit tests under valgrind,
 # and the parser fuzzer for 30 s. (Not the example under TSan: gcc 12's TSan does not
 # intercept openat(), so a client socket's descriptor number that the library reuses for a
 # file shows up as a false race between the loop's and the committer's close().)
 test:
-	@scripts/deps.sh build test container deploy browser
+	@scripts/deps.sh $(TEST_GROUPS)
+	@scripts/check-setup.sh $(TEST_GROUPS)
 	$(MAKE) test-main test-asan test-tsan test-valgrind test-fuzz
 
 test-main:
@@ -73,6 +83,7 @@ test-fuzz:
 
 bench:
 	@scripts/deps.sh build bench
+	@scripts/check-setup.sh build bench
 	$(CMAKE) -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF
 	$(CMAKE) --build build-bench -j$(JOBS)
 	build-bench/bench/counter $(if $(BENCH_DIR),$(BENCH_DIR),build-bench/data)

@@ -97,22 +97,36 @@ typedef enum visits_sync_mode {
     VISITS_SYNC_INTERVAL = 1
 } visits_sync_mode;
 
+/* What one write cycle did, for metrics (see visits_options.on_cycle). */
+typedef struct visits_cycle_info {
+    uint64_t ops;   /* operations the cycle carried */
+    uint64_t ns;    /* how long it took (CLOCK_MONOTONIC) */
+    uint64_t value; /* the value written, when err is 0 */
+    int err;        /* 0 or the error the cycle's operations got */
+} visits_cycle_info;
+typedef void (*visits_cycle_cb)(void *arg, const visits_cycle_info *info);
+
 /*
  * Options of visits_open(). Always fill them with visits_options_init() first, then change
  * fields: the structure grows at its end in later releases, and its size field tells the
  * library which fields the caller knows (later fields keep their defaults).
  */
 typedef struct visits_options {
-    size_t size;           /* set by visits_options_init(); do not change */
-    visits_sync_mode sync; /* VISITS_SYNC_ALWAYS (default) or VISITS_SYNC_INTERVAL */
-    unsigned interval_ms;  /* VISITS_SYNC_INTERVAL period; 1..3600000, default 1000 */
-    unsigned mode;         /* permission bits of a newly created file, default 0644; the
-                              process umask applies. An existing file keeps its mode. */
-    unsigned gather_us;    /* always mode: how long a write cycle may wait for the callers
-                              the previous cycle answered to come back with their next
-                              increment, at most (0..100000, default 1000; 0: never wait).
-                              The wait is adaptive: never longer than the previous cycle
-                              took, and skipped for a while after one waited in vain. */
+    size_t size;              /* set by visits_options_init(); do not change */
+    visits_sync_mode sync;    /* VISITS_SYNC_ALWAYS (default) or VISITS_SYNC_INTERVAL */
+    unsigned interval_ms;     /* VISITS_SYNC_INTERVAL period; 1..3600000, default 1000 */
+    unsigned mode;            /* permission bits of a newly created file, default 0644; the
+                                 process umask applies. An existing file keeps its mode. */
+    unsigned gather_us;       /* always mode: how long a write cycle may wait for the callers
+                                 the previous cycle answered to come back with their next
+                                 increment, at most (0..100000, default 1000; 0: never wait).
+                                 The wait is adaptive: never longer than the previous cycle
+                                 took, and skipped for a while after one waited in vain. */
+    visits_cycle_cb on_cycle; /* nullable: called after every write cycle that wrote or
+                                 failed, with no lock held, by the thread that ran it (the
+                                 committer, or a blocking caller writing its own cycle),
+                                 before the cycle's callbacks; it must not block */
+    void *cycle_arg;          /* its first argument */
 } visits_options;
 
 /* Fill *opts with the defaults (a macro: it passes the caller's sizeof). */

@@ -186,6 +186,10 @@ static void run_cycle(visits_counter *c, struct finished *f)
     err = c->failed ? VISITS_EFAILED : visits__write_cycle(c, &cy);
     elapsed = visits__now_ns() - t0;
 
+    if (c->opts.on_cycle != NULL && err != VISITS_EFAILED) {
+        visits_cycle_info info = {calls, elapsed, err == 0 ? cy.value : 0, err};
+        c->opts.on_cycle(c->opts.cycle_arg, &info);
+    }
     pthread_mutex_lock(&c->mu);
     account(c, &cy, err, calls, elapsed);
     f->stale_fd = cy.stale_fd;

@@ -172,17 +172,17 @@ static int read_previous(const struct visits__target *t, visits_prev *prev)
 int visits_set_file(const char *path, uint64_t value, const visits_options *opts,
                     visits_prev *prev_out)
 {
-    visits_options defaults;
     struct visits__loc loc;
     struct visits__target t;
     visits_prev prev;
     uint64_t retries = 0;
     int dirfd = -1, fatal = 0, err;
 
-    if (opts == NULL) {
-        visits_options_init(&defaults);
-        opts = &defaults;
-    }
+    /* the mode of a new file: the options' (every layout has it), or the default */
+    mode_t mode = opts != NULL ? (mode_t)opts->mode : 0644;
+
+    if (mode > 07777)
+        return VISITS_EINVAL;
     if ((err = visits__resolve(path, &loc)) != 0)
         return err;
     if ((err = visits__check_name(loc.name)) != 0 || (err = visits__open_dir(&loc, &dirfd)) != 0)
@@ -193,7 +193,7 @@ int visits_set_file(const char *path, uint64_t value, const visits_options *opts
     if ((err = read_previous(&t, &prev)) == 0)
         visits__marker_write(dirfd, loc.name, value);
     if (err == 0) {
-        err = visits__replace(dirfd, loc.name, value, (mode_t)opts->mode,
+        err = visits__replace(dirfd, loc.name, value, mode,
                               t.fd < 0 ? -1 : (int)(t.st.st_mode & 07777), &fatal);
     }
     visits__unlock_target(dirfd, &t);

@@ -7,7 +7,7 @@
  * Other members are allowed and skipped (checked for syntax); duplicate "visits" or "pod"
  * members are refused. Nesting is limited so that no input can exhaust the stack.
  */
-#include "server.h"
+#include "json.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -313,7 +313,7 @@ static int skip_value(struct reader *r, int depth)
 #if defined(__GNUC__)
 __attribute__((format(printf, 3, 4)))
 #endif
-static const char *
+static int
 shape(char *err, size_t size, const char *fmt, ...)
 {
     va_list ap;
@@ -322,40 +322,40 @@ shape(char *err, size_t size, const char *fmt, ...)
     if (n > 0 && (size_t)n < size)
         vsnprintf(err + n, size - (size_t)n, fmt, ap);
     va_end(ap);
-    return err;
+    return -1;
 }
 
 /* The value of "visits" at r->p. */
-static const char *read_visits(struct reader *r, uint64_t *visits)
+static int read_visits(struct reader *r, uint64_t *visits)
 {
     int is_uint = 0, overflow = 0;
     if (r->p >= r->end || (*r->p != '-' && (*r->p < '0' || *r->p > '9'))) {
         if (skip_value(r, 1) != 0)
-            return r->err;
+            return -1;
         return shape(r->err, r->errsize, "\"visits\" is not a number");
     }
     if (read_number(r, &is_uint, &overflow, visits) != 0)
-        return r->err;
+        return -1;
     if (overflow)
         return shape(r->err, r->errsize, "\"visits\" is over 18446744073709551615");
     if (!is_uint)
         return shape(r->err, r->errsize, "\"visits\" is not a non-negative integer");
-    return NULL;
+    return 0;
 }
 
 /* The value of "pod" at r->p. */
-static const char *read_pod(struct reader *r, char *pod, size_t pod_size)
+static int read_pod(struct reader *r, char *pod, size_t pod_size)
 {
     size_t len;
     int too_long;
     if (r->p >= r->end || *r->p != '"') {
         if (skip_value(r, 1) != 0)
-            return r->err;
+            return -1;
         return shape(r->err, r->errsize, "\"pod\" is not a string");
     }
     size_t cap = pod_size < POD_NAME_MAX + 1 ? pod_size : POD_NAME_MAX + 1;
     if (read_string(r, pod, cap, &len, &too_long) != 0)
-        return r->err;
+        return -1;
     if (too_long || len == 0)
         return shape(r->err, r->errsize, "\"pod\" must have 1..%d characters", POD_NAME_MAX);
     for (size_t i = 0; i < len; i++) {
@@ -363,25 +363,63 @@ static const char *read_pod(struct reader *r, char *pod, size_t pod_size)
         if (c < 0x20 || c == 0x7f)
             return shape(r->err, r->errsize, "\"pod\" has a control character");
     }
-    return NULL;
+    return 0;
 }
 
-const char *peer_answer_parse(const char *body, size_t len, uint64_t *visits, char *pod,
-                              size_t pod_size, char *err, size_t err_size)
+/* What the answer held so far. */
+struct answer {
+    uint64_t *visits;
+    char *pod;
+    size_t pod_size;
+    int have_visits, have_pod;
+};
+
+/* One member of the object at r->p: "visits" and "pod" are read, others only checked. */
+static int read_member(struct reader *r, struct answer *a)
 {
-    struct reader r = {body, body + len, body, err, err_size, 0};
-    int have_visits = 0, have_pod = 0;
-    const char *bad;
+    char name[16];
+    size_t nlen;
+    int too_long;
+    skip_ws(r);
+    if (r->p >= r->end || *r->p != '"')
+        return fail_at(r, "expected a member name");
+    if (read_string(r, name, sizeof(name), &nlen, &too_long) != 0)
+        return -1;
+    skip_ws(r);
+    if (r->p >= r->end || *r->p != ':')
+        return fail_at(r, "expected ':'");
+    r->p++;
+    skip_ws(r);
+    int is_visits = !too_long && nlen == 6 && memcmp(name, "visits", 6) == 0;
+    int is_pod = !too_long && nlen == 3 && memcmp(name, "pod", 3) == 0;
+    if ((is_visits && a->have_visits) || (is_pod && a->have_pod))
+        return shape(r->err, r->errsize, "member \"%s\" given twice", name);
+    if (is_visits) {
+        a->have_visits = 1;
+        return read_visits(r, a->visits);
+    }
+    if (is_pod) {
+        a->have_pod = 1;
+        return read_pod(r, a->pod, a->pod_size);
+    }
+    return skip_value(r, 1);
+}
+
+int peer_answer_parse(const char *body, size_t len, uint64_t *visits, char *pod, size_t pod_size,
+                      char *err, size_t errsize)
+{
+    struct reader r = {body, body + len, body, err, errsize, 0};
+    struct answer a = {visits, pod, pod_size, 0, 0};
     err[0] = '\0';
     skip_ws(&r);
     if (r.p >= r.end) {
-        snprintf(err, err_size, "empty body (expected a JSON object)");
-        return err;
+        snprintf(err, errsize, "empty body (expected a JSON object)");
+        return -1;
     }
     if (*r.p != '{') {
         if (skip_value(&r, 0) != 0)
-            return err;
-        return shape(err, err_size, "not an object (expected {\"visits\":N,\"pod\":\"NAME\"})");
+            return -1;
+        return shape(err, errsize, "not an object (expected {\"visits\":N,\"pod\":\"NAME\"})");
     }
     r.p++;
     skip_ws(&r);
@@ -389,38 +427,8 @@ const char *peer_answer_parse(const char *body, size_t len, uint64_t *visits, ch
         r.p++;
     else
         for (;;) {
-            char name[16];
-            size_t nlen;
-            int too_long;
-            skip_ws(&r);
-            if (r.p >= r.end || *r.p != '"') {
-                fail_at(&r, "expected a member name");
-                return err;
-            }
-            if (read_string(&r, name, sizeof(name), &nlen, &too_long) != 0)
-                return err;
-            skip_ws(&r);
-            if (r.p >= r.end || *r.p != ':') {
-                fail_at(&r, "expected ':'");
-                return err;
-            }
-            r.p++;
-            skip_ws(&r);
-            int is_visits = !too_long && nlen == 6 && memcmp(name, "visits", 6) == 0;
-            int is_pod = !too_long && nlen == 3 && memcmp(name, "pod", 3) == 0;
-            if ((is_visits && have_visits) || (is_pod && have_pod))
-                return shape(err, err_size, "member \"%s\" given twice", name);
-            if (is_visits) {
-                if ((bad = read_visits(&r, visits)) != NULL)
-                    return bad;
-                have_visits = 1;
-            } else if (is_pod) {
-                if ((bad = read_pod(&r, pod, pod_size)) != NULL)
-                    return bad;
-                have_pod = 1;
-            } else if (skip_value(&r, 1) != 0) {
-                return err;
-            }
+            if (read_member(&r, &a) != 0)
+                return -1;
             skip_ws(&r);
             if (r.p < r.end && *r.p == ',') {
                 r.p++;
@@ -430,17 +438,14 @@ const char *peer_answer_parse(const char *body, size_t len, uint64_t *visits, ch
                 r.p++;
                 break;
             }
-            fail_at(&r, "expected ',' or '}'");
-            return err;
+            return fail_at(&r, "expected ',' or '}'");
         }
     skip_ws(&r);
-    if (r.p != r.end) {
-        fail_at(&r, "trailing data after the object");
-        return err;
-    }
-    if (!have_visits)
-        return shape(err, err_size, "no \"visits\" member");
-    if (!have_pod)
-        return shape(err, err_size, "no \"pod\" member");
-    return NULL;
+    if (r.p != r.end)
+        return fail_at(&r, "trailing data after the object");
+    if (!a.have_visits)
+        return shape(err, errsize, "no \"visits\" member");
+    if (!a.have_pod)
+        return shape(err, errsize, "no \"pod\" member");
+    return 0;
 }

@@ -1,151 +1,39 @@
 /*
- * metrics.c: per-thread request counters and the Prometheus text exposition (format
- * 0.0.4). Each event loop writes only its own struct thread_metrics; a scrape sums them.
+ * metrics.c: GET /metrics. Every part of the server renders its own series (the
+ * committer, the requests, the cluster view); this adds the count, the log's drops and
+ * the build.
  */
-#include "server.h"
+#include "metrics.h"
+
+#include "cluster.h"
+#include "log.h"
+#include "respond.h"
 
 #include <inttypes.h>
-#include <string.h>
 
-static const int status_codes[METRICS_STATUS_COUNT - 1] = {200, 304, 400, 404, 405, 408,
-                                                           413, 414, 431, 500, 503};
-static const double duration_le[METRICS_DURATION_BUCKETS - 1] = {
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5};
+struct metrics_handler {
+    h2o_handler_t super;
+    struct metrics_config cfg;
+};
 
-static int status_index(int status)
-{
-    for (int i = 0; i < METRICS_STATUS_COUNT - 1; i++)
-        if (status_codes[i] == status)
-            return i;
-    return METRICS_STATUS_COUNT - 1;
-}
-
-void metrics_observe(struct thread_metrics *m, int route, int method, int status,
-                     uint64_t duration_ns)
-{
-    counter_add(&m->requests[route][method][status_index(status)], 1);
-    double s = (double)duration_ns / 1e9;
-    int b = 0;
-    while (b < METRICS_DURATION_BUCKETS - 1 && s > duration_le[b])
-        b++;
-    counter_add(&m->duration_bucket[route][b], 1);
-    counter_add(&m->duration_ns_sum[route], duration_ns);
-    counter_add(&m->duration_count[route], 1);
-}
-
-static const char *route_label(int route)
-{
-    return route < ROUTE_COUNT ? server_routes[route].path : "unknown";
-}
-
-static void render_requests(struct server *srv, struct strbuf *sb)
-{
-    strbuf_puts(sb, "# HELP visits_http_requests_total HTTP requests answered, by route "
-                    "(\"unknown\" for no route), method and status.\n"
-                    "# TYPE visits_http_requests_total counter\n");
-    for (int r = 0; r <= ROUTE_COUNT; r++) {
-        for (int m = 0; m < METHOD_COUNT; m++) {
-            for (int s = 0; s < METRICS_STATUS_COUNT; s++) {
-                uint64_t n = 0;
-                for (size_t w = 0; w < srv->nworkers; w++)
-                    n += counter_get(&srv->workers[w]->metrics.requests[r][m][s]);
-                if (n == 0)
-                    continue;
-                char status[8];
-                if (s < METRICS_STATUS_COUNT - 1)
-                    snprintf(status, sizeof(status), "%d", status_codes[s]);
-                else
-                    snprintf(status, sizeof(status), "other");
-                strbuf_printf(sb,
-                              "visits_http_requests_total{route=\"%s\",method=\"%s\","
-                              "status=\"%s\"} %" PRIu64 "\n",
-                              route_label(r), method_name(m), status, n);
-            }
-        }
-    }
-}
-
-static void render_durations(struct server *srv, struct strbuf *sb)
-{
-    strbuf_puts(sb, "# HELP visits_http_request_duration_seconds Time from the start of a "
-                    "request to the end of its response, by route.\n"
-                    "# TYPE visits_http_request_duration_seconds histogram\n");
-    for (int r = 0; r <= ROUTE_COUNT; r++) {
-        uint64_t count = 0, ns = 0, cum = 0;
-        for (size_t w = 0; w < srv->nworkers; w++) {
-            count += counter_get(&srv->workers[w]->metrics.duration_count[r]);
-            ns += counter_get(&srv->workers[w]->metrics.duration_ns_sum[r]);
-        }
-        if (count == 0 && r == ROUTE_COUNT)
-            continue;
-        for (int b = 0; b < METRICS_DURATION_BUCKETS; b++) {
-            for (size_t w = 0; w < srv->nworkers; w++)
-                cum += counter_get(&srv->workers[w]->metrics.duration_bucket[r][b]);
-            char le[16];
-            if (b < METRICS_DURATION_BUCKETS - 1)
-                snprintf(le, sizeof(le), "%g", duration_le[b]);
-            else
-                snprintf(le, sizeof(le), "+Inf");
-            strbuf_printf(sb,
-                          "visits_http_request_duration_seconds_bucket{route=\"%s\",le=\"%s\"} "
-                          "%" PRIu64 "\n",
-                          route_label(r), le, cum);
-        }
-        /* Buckets and count were read at slightly different moments: the count is the
-         * +Inf bucket, so the series stay coherent. */
-        count = cum;
-        strbuf_printf(sb,
-                      "visits_http_request_duration_seconds_sum{route=\"%s\"} %.9f\n"
-                      "visits_http_request_duration_seconds_count{route=\"%s\"} %" PRIu64 "\n",
-                      route_label(r), (double)ns / 1e9, route_label(r), count);
-    }
-}
-
-static void render_peers(struct server *srv, struct strbuf *sb)
-{
-    strbuf_puts(sb, "# HELP visits_peer_requests_total Requests of GET /cluster to the peers' "
-                    "/visits, by outcome.\n"
-                    "# TYPE visits_peer_requests_total counter\n");
-    for (int o = 0; o < PEER_OUTCOME_COUNT; o++) {
-        uint64_t n = 0;
-        for (size_t w = 0; w < srv->nworkers; w++)
-            n += counter_get(&srv->workers[w]->metrics.peer_requests[o]);
-        strbuf_printf(sb, "visits_peer_requests_total{outcome=\"%s\"} %" PRIu64 "\n",
-                      peer_outcome_names[o], n);
-    }
-    uint64_t ok = 0, failed = 0;
-    for (size_t w = 0; w < srv->nworkers; w++) {
-        ok += counter_get(&srv->workers[w]->metrics.dns_lookups[0]);
-        failed += counter_get(&srv->workers[w]->metrics.dns_lookups[1]);
-    }
-    strbuf_printf(sb,
-                  "# HELP visits_peer_dns_lookups_total Resolutions of peer names (--peers, "
-                  "--peers-dns), by result.\n"
-                  "# TYPE visits_peer_dns_lookups_total counter\n"
-                  "visits_peer_dns_lookups_total{result=\"ok\"} %" PRIu64 "\n"
-                  "visits_peer_dns_lookups_total{result=\"error\"} %" PRIu64 "\n",
-                  ok, failed);
-}
-
-void metrics_render(struct server *srv, struct strbuf *sb)
+static void render(const struct metrics_config *cfg, struct strbuf *sb)
 {
     strbuf_printf(sb,
                   "# HELP visits_total Value of the visit counter (visits counted so far).\n"
                   "# TYPE visits_total counter\n"
                   "visits_total %" PRIu64 "\n",
-                  committer_value(srv->committer));
-    render_requests(srv, sb);
-    render_durations(srv, sb);
-    committer_metrics(srv->committer, sb);
-    render_peers(srv, sb);
+                  committer_value(cfg->committer));
+    reqstats_render(cfg->requests, sb);
+    committer_metrics(cfg->committer, sb);
+    cluster_metrics(cfg->cluster, sb);
+    listener_metrics(cfg->connections, sb);
     strbuf_printf(sb,
                   "# HELP visits_access_log_dropped_lines_total Access-log lines not written "
                   "to stdout: the queue was full (stdout not read fast enough) or the write "
                   "failed.\n"
                   "# TYPE visits_access_log_dropped_lines_total counter\n"
                   "visits_access_log_dropped_lines_total %" PRIu64 "\n",
-                  logwriter_dropped_lines());
-    char sync[32];
+                  log_dropped_lines());
     strbuf_printf(sb,
                   "# HELP visits_build_info Versions of visits-server, libvisits and libh2o.\n"
                   "# TYPE visits_build_info gauge\n"
@@ -155,6 +43,23 @@ void metrics_render(struct server *srv, struct strbuf *sb)
                   "epoch.\n"
                   "# TYPE process_start_time_seconds gauge\n"
                   "process_start_time_seconds %.3f\n",
-                  VISITS_VERSION_STRING, visits_version_string(), H2O_VERSION,
-                  config_sync_name(&srv->cfg, sync, sizeof(sync)), srv->start_time);
+                  VISITS_VERSION_STRING, visits_version_string(), H2O_VERSION, cfg->sync,
+                  cfg->start_time);
+}
+
+static int on_req(h2o_handler_t *self, h2o_req_t *req)
+{
+    struct strbuf *sb = respond_scratch();
+    render(&((struct metrics_handler *)self)->cfg, sb);
+    respond_sb(req, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", sb);
+    return 0;
+}
+
+h2o_handler_t *metrics_register(h2o_pathconf_t *pathconf, const struct metrics_config *cfg)
+{
+    struct metrics_handler *h = (void *)h2o_create_handler(pathconf, sizeof(*h));
+    h->cfg = *cfg;
+    h->cfg.sync = h2o_strdup(NULL, cfg->sync, SIZE_MAX).base;
+    h->super.on_req = on_req;
+    return &h->super;
 }

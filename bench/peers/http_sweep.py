@@ -77,7 +77,8 @@ class Server:
             self.counter = os.path.join(data, "visits")
             sync = "always" if kind == "visits-always" else "interval:1000"
             cmd = [args.server, "--bind", "127.0.0.1", "--port", str(self.port),
-                   "--data-dir", data, "--threads", str(args.threads), "--sync", sync]
+                   "--data-dir", data, "--threads", str(args.threads), "--sync", sync,
+                   "--http2"]  # h2load runs too; visits-server's HTTP/2 is off by default
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=self.log,
                                      stdin=subprocess.DEVNULL)
         common.wait_port(self.port, proc=self.proc)

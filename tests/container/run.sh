@@ -465,11 +465,12 @@ step_kill() {
             ((n <= maxack + 8)) || fail "interval mode: the file holds $n > acknowledged $maxack + 8 in flight"
         fi
         log "ok: SIGKILL under load ($round): $acked visits acknowledged (max $maxack), file holds $n"
-        # A new container reads the same value and clears the killed writer's temps.
+        # A new container reads the same value and clears the killed writer's temps
+        # (libvisits 0.2 locks the counter file itself: no sibling lock file).
         url=$(start "$NAME-$round-after" "$dir")
         wait_ready "$url"
         expect_eq "count after restart ($round)" "$(count "$url")" "$n"
-        expect_eq "files in the volume ($round)" "$(LC_ALL=C ls -A "$dir" | tr '\n' ' ')" ".visits.lock visits "
+        expect_eq "files in the volume ($round)" "$(LC_ALL=C ls -A "$dir" | tr '\n' ' ')" "visits "
         podman stop -t 10 "$NAME-$round-after" >/dev/null
     done
 }
@@ -629,6 +630,18 @@ PY
     expect_eq "visitsctl get in visits-0" "$(podman exec visits-0-visits visitsctl get /data/visits)" 5
     expect_eq "visits-1 /cluster on the new image" "$(get "${url[1]}/cluster")" \
         '{"total":11,"complete":true,"pods":[{"pod":"visits-0","visits":5,"ok":true},{"pod":"visits-1","visits":6,"ok":true}]}'
+    # deploy/base sets VISITS_LOG_FORMAT=json: every line a pod writes is one JSON object.
+    local logs=$state/tmp/$NAME-visits-1.log
+    podman logs visits-1-visits >"$logs" 2>&1
+    python3 - "$logs" <<'PY' || fail "visits-1's log is not one JSON object per line: $(head -c 800 "$logs")"
+import json, sys
+docs = [json.loads(line) for line in open(sys.argv[1], "rb").read().decode("utf-8").split("\n")[:-1]]
+assert docs and all(d["pod"] == "visits-1" and d["level"] in ("info", "error") for d in docs), docs[:3]
+assert docs[0]["msg"].startswith("listening on http://"), docs[0]
+assert any(d["msg"] == "access" and d["method"] == "GET" and d["path"] == "/cluster"
+           and d["status"] == 200 for d in docs), docs
+PY
+    log "ok: visits-1 wrote $(wc -l <"$logs") lines, each one JSON object"
     for i in 0 1; do delete_pod "$i"; done
 }
 

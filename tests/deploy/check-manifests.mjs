@@ -21,7 +21,8 @@
 //                       dockerfile-version=V (the Dockerfile's ARG VERSION default),
 //                       route-default=INSTANCE (the HTTPRoute's catch-all rule sends only
 //                       to Services selecting that instance), route-header=NAME:VALUE>INSTANCE
-//                       (the rule matching that header sends only to that instance)
+//                       (the rule matching that header sends only to that instance),
+//                       log-format=F (every container's --log-format / VISITS_LOG_FORMAT)
 //   --runbooks FILE     the Markdown page every alert's runbook_url must point into
 //                       (docs/operations.md): its anchor must be a heading of FILE
 //   --expect-fail RE    invert: succeed only if some failure matches the regular expression
@@ -248,8 +249,19 @@ function askServer() {
         const m = line && line.match(re);
         return m ? m[1] : undefined;
     };
+    // Why the server refuses a setting ("" if it takes it): the flags are checked in order,
+    // before --print-routes ends the run.
+    const refuses = (args) => {
+        try {
+            execFileSync(opts.server, [...args, "--print-routes"], { stdio: ["ignore", "ignore", "pipe"], timeout: 10000 });
+            return "";
+        } catch (e) {
+            return String(e.stderr || e.message).trim();
+        }
+    };
     return {
         routes,
+        refuses,
         defaultPort: dflt("--port", /default:?\s*(\d+)/i),
         defaultDataDir: dflt("--data-dir", /default:?\s*(\/[^\s,)]*)/i),
     };
@@ -444,6 +456,13 @@ function crossChecks() {
                 else if (!claimNames.has(m.name))
                     fail(cid, `the data directory ${dataDir.value} is on volume ${m.name}, not on a volumeClaimTemplate: counts would not persist`);
                 else if (m.readOnly) fail(cid, `the data directory ${dataDir.value} is mounted readOnly`);
+            }
+            // The log format is one the server takes (else it exits 2 at every start).
+            const logFormat = setting(c, "--log-format", "VISITS_LOG_FORMAT", "text");
+            if (logFormat.value === undefined) fail(cid, `cannot tell the log format (from ${logFormat.from})`);
+            else {
+                const why = server.refuses(["--log-format", String(logFormat.value)]);
+                if (why) fail(cid, `log format ${logFormat.value} (${logFormat.from}) is refused by visits-server: ${why}`);
             }
             // GET /cluster finds the other pods through the governing headless Service.
             if (w.kind === "StatefulSet") checkPeersDns(w, c, cid, serverPort, services);
@@ -692,6 +711,12 @@ function expectations() {
             const s = objs.find((o) => o.kind === "Service" && o.metadata?.name === "visits");
             if (s?.spec?.selector?.["app.kubernetes.io/instance"] !== v)
                 fail("Service/visits", `selects instance ${s?.spec?.selector?.["app.kubernetes.io/instance"]}, expected ${v}`);
+        } else if (k === "log-format") {
+            for (const w of workloads())
+                for (const c of w.spec.template.spec.containers ?? []) {
+                    const got = setting(c, "--log-format", "VISITS_LOG_FORMAT", "text");
+                    if (got.value !== v) fail(`${idOf(w)} container ${c.name}`, `log format ${got.value} (${got.from}), expected ${v}`);
+                }
         } else if (k === "dockerfile-version") {
             if (!opts.dockerfile) usage("--expect dockerfile-version needs --dockerfile");
             const m = readFileSync(opts.dockerfile, "utf8").match(/^\s*ARG\s+VERSION=(\S+)/m);

@@ -287,7 +287,8 @@ def parse_responses(data):
 class H2Client:
     """Just enough HTTP/2 (RFC 9113) over cleartext with prior knowledge for GETs: the
     request header block uses HPACK literals without Huffman coding; a response status is
-    decoded only when it is an indexed static-table entry (200 is 0x88, 404 is 0x8d)."""
+    decoded only when it is an indexed static-table entry (200 is 0x88, 400 is 0x8c, 404
+    is 0x8d)."""
 
     def __init__(self, port):
         self.s = socket.create_connection(("127.0.0.1", port), timeout=5 * SLOW)
@@ -344,7 +345,8 @@ class H2Client:
             elif sid in self.streams and ftype == 3:
                 raise AssertionError("RST_STREAM on %d: %r" % (sid, payload))
             elif sid in self.streams and ftype == 1:
-                self.streams[sid][0] = {0x88: 200, 0x8d: 404}.get(payload[0], payload[0])
+                self.streams[sid][0] = {0x88: 200, 0x89: 204, 0x8a: 206, 0x8b: 304, 0x8c: 400,
+                                        0x8d: 404, 0x8e: 500}.get(payload[0], payload[0])
                 self.streams[sid][2] = bool(flags & 1)
             elif sid in self.streams and ftype == 0:
                 self.streams[sid][1] += payload

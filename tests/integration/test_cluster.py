@@ -342,7 +342,8 @@ class Cluster(ClusterTest):
 
     def test_client_that_leaves_cancels_the_peer_requests(self):
         silent = self.fake("silent")
-        srv = self.start(args=["--peer-timeout-ms", "3000", "--peers", silent.address])
+        srv = self.start(args=["--peer-timeout-ms", "3000", "--peers", silent.address,
+                               "--http2"])
         # HTTP/2: closing the connection ends its streams at once
         h2 = H2Client(srv.port)
         h2.send(1, "/cluster")

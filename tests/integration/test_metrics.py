@@ -30,7 +30,7 @@ class Metrics(ServerTest):
 
     def test_values_follow_the_traffic(self):
         self.write_file(b"100\n")
-        srv = self.start(args=["--pod-name", "m-0"])
+        srv = self.start(args=["--pod-name", "m-0", "--http2"])
         for _ in range(7):
             self.assertEqual(srv.visit()[0], 200)
         srv.request("HEAD", "/")

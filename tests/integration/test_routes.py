@@ -14,7 +14,7 @@ class Routes(ServerTest):
     def setUp(self):
         super().setUp()
         self.write_file(b"41\n")
-        self.srv = self.start(args=["--pod-name", "web-0"])
+        self.srv = self.start(args=["--pod-name", "web-0", "--http2"])
 
     def tearDown(self):
         self.stop_ok(self.srv)

@@ -49,7 +49,7 @@ class Shutdown(ServerTest):
         self.assertLess(took, 2.0 * SLOW)
 
     def test_sigint_with_idle_http2_connection(self):
-        srv = self.start()
+        srv = self.start(args=["--http2"])
         h2 = H2Client(srv.port)
         self.assertEqual(h2.get(1, "/health")[0], 200)
         self.stop_ok(srv, sig=signal.SIGINT, within=2.0)
@@ -83,7 +83,8 @@ class Shutdown(ServerTest):
 
     def test_in_flight_visits_finish_and_ready_says_shutting_down(self):
         # fsync made slow (2 x 300 ms per write): the visit is in flight at the signal.
-        srv = self.start(preload_fault=True, env={"VISITS_FAULT_FSYNC_DELAY_MS": "300"})
+        srv = self.start(args=["--http2"], preload_fault=True,
+                         env={"VISITS_FAULT_FSYNC_DELAY_MS": "300"})
         h2 = H2Client(srv.port)
         self.assertEqual(h2.get(1, "/ready"), (200, b'{"status":"ready"}\n'))
         h2.send(3, "/", accept="application/json")

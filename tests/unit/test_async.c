@@ -16,6 +16,9 @@
 
 #define WAIT_MS 20000
 
+static void write_fn_set_enospc(void);
+static void write_fn_clear(void);
+
 /* What the callbacks saw, in the order they ran. */
 struct record {
     pthread_mutex_t mu;
@@ -293,6 +296,58 @@ static void test_mixed_callers(void **state)
     record_free(&r);
 }
 
+/* The cycle hook sees every cycle: the operations it carried add up, its values rise, and
+ * a failed cycle reports its error. */
+struct cycles_seen {
+    uint64_t cycles, ops, last_value, failed;
+    int err;
+};
+
+static void on_cycle(void *arg, const visits_cycle_info *info)
+{
+    struct cycles_seen *s = arg;
+    s->cycles++;
+    s->ops += info->ops;
+    if (info->err == 0) {
+        if (info->value < s->last_value)
+            s->err = 1;
+        s->last_value = info->value;
+    } else {
+        s->failed++;
+    }
+}
+
+static void test_cycle_hook(void **state)
+{
+    struct tu_fixture *fx = *state;
+    struct cycles_seen seen = {0, 0, 0, 0, 0};
+    visits_options o;
+    visits_options_init(&o);
+    o.on_cycle = on_cycle;
+    o.cycle_arg = &seen;
+    install_fsync(1, 0);
+    visits_counter *c = NULL;
+    assert_int_equal(visits_open(fx->path, &o, &c), 0);
+    struct record r;
+    record_init(&r, 200);
+    static struct tagged tags[200];
+    for (size_t i = 0; i < 200; i++) {
+        tags[i] = (struct tagged){&r, i};
+        assert_int_equal(visits_add_async(c, 1, on_done, &tags[i]), 0);
+    }
+    wait_for(&r, 200);
+    write_fn_set_enospc();
+    assert_int_equal(visits_incr(c, NULL), -ENOSPC);
+    write_fn_clear();
+    assert_int_equal(visits_close(c), 0);
+    assert_int_equal(seen.ops, 201);
+    assert_int_equal(seen.last_value, 200);
+    assert_int_equal(seen.failed, 1);
+    assert_int_equal(seen.err, 0);
+    assert_true(seen.cycles < 200);
+    record_free(&r);
+}
+
 /* ---- raise ------------------------------------------------------------------------------ */
 
 static void test_raise(void **state)
@@ -367,6 +422,18 @@ static ssize_t failing_write(int fd, const void *buf, size_t len)
         return -1;
     }
     return real_write(fd, buf, len);
+}
+
+static void write_fn_set_enospc(void)
+{
+    write_fn mine = failing_write;
+    tu_install("write", &mine, &real_write);
+    __atomic_store_n(&write_errno, ENOSPC, __ATOMIC_SEQ_CST);
+}
+
+static void write_fn_clear(void)
+{
+    __atomic_store_n(&write_errno, 0, __ATOMIC_SEQ_CST);
 }
 
 /* A full disk: the callbacks get -ENOSPC, the file keeps its value, the handle is not
@@ -592,6 +659,7 @@ int main(void)
         TU_TEST(test_never_called_inline),
         TU_TEST(test_interval_calls_back_at_once),
         TU_TEST(test_mixed_callers),
+        TU_TEST(test_cycle_hook),
         TU_TEST(test_raise),
         TU_TEST(test_bad_arguments),
         TU_TEST(test_write_error_through_callback),

@@ -1,8 +1,13 @@
 /*
- * logwriter.c: the only writer of stdout while the server runs.
+ * log.c: the server's lines, and the only writer of stdout while the server runs.
+ *
+ * log_error writes stderr at once (one write(2) per line). log_info's lines and the
+ * access log go to stdout through one queue while the writer thread runs. Both write text
+ * ("visits-server: " and the message) or one JSON object per line (log_configure; the
+ * access log asks log_format()).
  *
  * Event loops hand their access-log buffers (whole lines, normally under PIPE_BUF) to a
- * queue of at most LOGWRITER_QUEUE_MAX bytes; one thread writes the chunks to stdout in
+ * queue of at most LOG_QUEUE_MAX bytes; one thread writes the chunks to stdout in
  * order, one write(2) per chunk, so that a stuck log collector stalls this thread and
  * never an event loop. When the queue is full a loop drops its chunk and counts its lines
  * (visits_access_log_dropped_lines_total); so does the writer when write(2) fails (stdout
@@ -13,18 +18,25 @@
  * again (the queue back under half full after a successful write) with how many were
  * dropped. The writer thread prints both, so that no event loop writes to stderr for it.
  */
-#include "server.h"
+#include "log.h"
+
+#include "clock.h"
+#include "text.h"
 
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#define INFO_RESERVE 65536u /* log_info lines may exceed LOGWRITER_QUEUE_MAX by this much */
+#define INFO_RESERVE 65536u /* log_info lines may exceed LOG_QUEUE_MAX by this much */
 #define JOIN_GRACE_MS 100   /* after the deadline, for a writer blocked inside write(2) */
 #define GATHER_MS 10        /* a woken writer waits this long for more lines (see below) */
 
@@ -39,7 +51,7 @@ struct chunk {
 static struct {
     pthread_mutex_t mu;
     /* Under mu. The chunk being written stays at the head until it is done, so that
-     * everything queued is reachable from here and counted by logwriter_stop. */
+     * everything queued is reachable from here and counted by log_stop. */
     struct chunk *head, *tail;
     size_t bytes, lines; /* queued */
     int stop;
@@ -51,7 +63,7 @@ static struct {
     atomic_uint_fast64_t deadline_ms; /* 0, or when the writer gives up (shutdown) */
     int wake_fd;                      /* eventfd: new work, news, stop */
     pthread_t tid;
-    int started; /* main thread only */
+    int started; /* set and cleared by the main thread while no other thread logs */
 } lw = {.mu = PTHREAD_MUTEX_INITIALIZER, .wake_fd = -1};
 
 static void wake(void)
@@ -111,24 +123,178 @@ static void enqueue(const char *data, size_t len, size_t lines, size_t limit)
         wake();
 }
 
-void logwriter_submit(const char *data, size_t len, size_t lines)
+void log_submit(const char *data, size_t len, size_t lines)
 {
     if (len != 0)
-        enqueue(data, len, lines, LOGWRITER_QUEUE_MAX);
+        enqueue(data, len, lines, LOG_QUEUE_MAX);
 }
 
-int logwriter_line(const char *line, size_t len)
-{
-    if (!lw.started)
-        return 0;
-    enqueue(line, len, 1, LOGWRITER_QUEUE_MAX + INFO_RESERVE);
-    return 1;
-}
-
-uint64_t logwriter_dropped_lines(void)
+uint64_t log_dropped_lines(void)
 {
     return atomic_load_explicit(&lw.dropped, memory_order_relaxed);
 }
+
+/* ---- the format ---------------------------------------------------------------------- */
+
+#define POD_MAX 253 /* bytes of a pod name (config.c allows no more) */
+
+static struct {
+    enum log_format format;
+    size_t pod_len;
+    char pod[POD_MAX * 6 + 1]; /* escaped: format_json_utf8 writes at most 6 bytes a byte */
+} lf;
+
+void log_configure(enum log_format format, const char *pod)
+{
+    size_t len = strlen(pod);
+    lf.format = format;
+    len = utf8_cut(pod, len, POD_MAX);
+    lf.pod_len =
+        (size_t)(format_json_utf8(lf.pod, lf.pod + sizeof(lf.pod) - 1, pod, len, NULL) - lf.pod);
+    lf.pod[lf.pod_len] = '\0';
+}
+
+enum log_format log_format(void)
+{
+    return lf.format;
+}
+
+const char *log_pod_json(size_t *len)
+{
+    *len = lf.pod_len;
+    return lf.pod;
+}
+
+char *log_time(char *p, uint64_t ns)
+{
+    static _Thread_local struct {
+        int64_t sec;
+        char text[19]; /* "YYYY-MM-DDTHH:MM:SS" */
+    } cache = {-1, ""};
+    int64_t sec = (int64_t)(ns / 1000000000u);
+    if (sec != cache.sec) {
+        format_utc_seconds(cache.text, sec);
+        cache.sec = sec;
+    }
+    memcpy(p, cache.text, sizeof(cache.text));
+    p += sizeof(cache.text);
+    *p++ = '.';
+    p = format_u64_width(p, ns / 1000000u % 1000u, 3);
+    *p++ = 'Z';
+    return p;
+}
+
+/* ---- log_info and log_error ---------------------------------------------------------- */
+
+#if defined(__GNUC__)
+__attribute__((format(printf, 3, 0)))
+#endif
+/* "visits-server: " + the message + "\n" into line (cut to fit); its length, 0 on error. */
+static size_t
+format_line(char *line, size_t size, const char *fmt, va_list ap)
+{
+    size_t prefix = sizeof(SERVER_NAME ": ") - 1, room = size - prefix - 1;
+    memcpy(line, SERVER_NAME ": ", prefix);
+    int n = vsnprintf(line + prefix, room, fmt, ap);
+    if (n < 0)
+        return 0;
+    size_t len = prefix + ((size_t)n < room ? (size_t)n : room - 1);
+    line[len++] = '\n';
+    return len;
+}
+
+static void write_line(int fd, const char *line, size_t len)
+{
+    for (size_t off = 0; off < len;) {
+        ssize_t w = write(fd, line + off, len - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return;
+        off += (size_t)w;
+    }
+}
+
+#define TEXT_LINE_MAX 1024 /* bytes of a text line, its message cut to fit */
+#define MSG_MAX 1024       /* bytes of a JSON line's message before escaping, cut beyond */
+/* A JSON line, its message cut to fit: one write(2) of it to a pipe is atomic, so lines that
+ * threads write to stderr at the same time never mix. */
+#define JSON_LINE_MAX PIPE_BUF
+_Static_assert(JSON_LINE_MAX >= POD_MAX * 6 + 256, "no room for a JSON line's message");
+
+#if defined(__GNUC__)
+__attribute__((format(printf, 3, 0)))
+#endif
+/* {"time":...,"level":...,"msg":...,"pod":...} and "\n" into line (JSON_LINE_MAX bytes);
+ * its length, 0 on error. A message too long for the line is cut, "..." appended. */
+static size_t
+format_json_line(char *line, const char *level, const char *fmt, va_list ap)
+{
+    static const char tail[] = "\",\"pod\":\"";
+    char msg[MSG_MAX];
+    int n = vsnprintf(msg, sizeof(msg), fmt, ap);
+    if (n < 0)
+        return 0;
+    /* n may exceed the buffer: utf8_cut looks at most at msg[MSG_MAX - 1], the NUL. */
+    size_t mlen = utf8_cut(msg, (size_t)n, sizeof(msg) - 1), used;
+    char *p = line;
+    /* Room for the message: what the rest of the line leaves, "..." included. */
+    const char *end = line + JSON_LINE_MAX - (sizeof(tail) - 1) - lf.pod_len - 3 - 3;
+#define LIT(s) (memcpy(p, "" s, sizeof(s) - 1), p += sizeof(s) - 1)
+    LIT("{\"time\":\"");
+    p = log_time(p, clock_real_ns());
+    LIT("\",\"level\":\"");
+    memcpy(p, level, strlen(level));
+    p += strlen(level);
+    LIT("\",\"msg\":\"");
+    p = format_json_utf8(p, end, msg, mlen, &used);
+    if (used < mlen || mlen < (size_t)n)
+        LIT("...");
+    memcpy(p, tail, sizeof(tail) - 1);
+    p += sizeof(tail) - 1;
+    memcpy(p, lf.pod, lf.pod_len);
+    p += lf.pod_len;
+    LIT("\"}\n");
+#undef LIT
+    return (size_t)(p - line);
+}
+
+#if defined(__GNUC__)
+__attribute__((format(printf, 2, 0)))
+#endif
+static void
+log_line(int fd, const char *fmt, va_list ap)
+{
+    char line[JSON_LINE_MAX];
+    size_t len = lf.format == LOG_JSON
+                     ? format_json_line(line, fd == STDERR_FILENO ? "error" : "info", fmt, ap)
+                     : format_line(line, TEXT_LINE_MAX, fmt, ap);
+    if (len == 0)
+        return;
+    /* While the writer runs, its queue keeps stdout's lines in order with the access log. */
+    if (fd == STDOUT_FILENO && lw.started)
+        enqueue(line, len, 1, LOG_QUEUE_MAX + INFO_RESERVE);
+    else
+        write_line(fd, line, len);
+}
+
+void log_info(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    log_line(STDOUT_FILENO, fmt, ap);
+    va_end(ap);
+}
+
+void log_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    log_line(STDERR_FILENO, fmt, ap);
+    va_end(ap);
+}
+
+/* ---- the writer thread --------------------------------------------------------------- */
 
 /* The writer thread: says on stderr that an episode of drops began, if it did. */
 static void tell_news(void)
@@ -162,7 +328,7 @@ static int write_chunk(struct chunk *c)
         int timeout = -1;
         uint64_t deadline = atomic_load(&lw.deadline_ms);
         if (deadline != 0) {
-            uint64_t now = now_ms();
+            uint64_t now = clock_mono_ms();
             if (now >= deadline)
                 return WRITE_GAVE_UP;
             timeout = (int)(deadline - now);
@@ -221,7 +387,7 @@ static void *writer_main(void *arg)
         }
         int err = write_chunk(c);
         if (err == WRITE_GAVE_UP)
-            break; /* logwriter_stop counts what is left */
+            break; /* log_stop counts what is left */
 
         uint64_t recovered = 0;
         int said_recovered = 0;
@@ -235,7 +401,7 @@ static void *writer_main(void *arg)
         if (err != WRITE_OK) {
             snprintf(why, sizeof(why), "cannot write to stdout: %s", strerror(-err));
             drop_locked(c->lines, why);
-        } else if (lw.dropping && !lw.announce && lw.bytes <= LOGWRITER_QUEUE_MAX / 2) {
+        } else if (lw.dropping && !lw.announce && lw.bytes <= LOG_QUEUE_MAX / 2) {
             lw.dropping = 0;
             recovered = atomic_load_explicit(&lw.dropped, memory_order_relaxed) - lw.episode_start;
             said_recovered = 1;
@@ -249,7 +415,7 @@ static void *writer_main(void *arg)
     return NULL;
 }
 
-int logwriter_start(void)
+int log_start(void)
 {
     lw.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (lw.wake_fd < 0)
@@ -264,21 +430,18 @@ int logwriter_start(void)
     return 0;
 }
 
-void logwriter_stop(uint64_t deadline_ms)
+void log_stop(uint64_t deadline_ms)
 {
     if (!lw.started)
         return;
-    uint64_t t0 = now_ms();
+    uint64_t t0 = clock_mono_ms();
     pthread_mutex_lock(&lw.mu);
     lw.stop = 1;
     atomic_store(&lw.deadline_ms, deadline_ms > 0 ? deadline_ms : 1);
     pthread_mutex_unlock(&lw.mu);
     wake();
 
-    /* pthread_timedjoin_np takes a CLOCK_REALTIME deadline. */
-    uint64_t left = deadline_ms > now_ms() ? deadline_ms - now_ms() : 0;
-    uint64_t abs_ns = realtime_ns() + (left + JOIN_GRACE_MS) * 1000000u;
-    struct timespec ts = {(time_t)(abs_ns / 1000000000u), (long)(abs_ns % 1000000000u)};
+    struct timespec ts = clock_real_deadline(deadline_ms, JOIN_GRACE_MS);
     int joined = pthread_timedjoin_np(lw.tid, NULL, &ts) == 0;
 
     pthread_mutex_lock(&lw.mu);
