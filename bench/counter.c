@@ -1,7 +1,11 @@
 /*
- * bench/counter: durable increments per second on one handle in `always` mode at 1, 8
- * and 64 threads, side by side with the naive sequence (temp write, fsync, rename,
- * directory fsync, one at a time) on the same disk in the same run.
+ * bench/counter: durable increments per second on one handle in `always` mode at 1, 16,
+ * 64 and 256 threads, side by side with the naive sequence (temp write, fsync, rename,
+ * directory fsync, one at a time) on the same disk in the same run, with the group
+ * commit's figures from visits_get_stats(): the mean batch (increments per cycle, also
+ * over the number of threads), the mean cycle, and the cycles that gathered (waited for
+ * the callers of the previous cycle) and of those the waits that ended by their deadline.
+ * bench/peers/durable.py runs the same against Redis and SQLite, in rounds.
  *
  * usage: counter [DIR] [SECONDS-PER-ROW]   (DIR is created if missing; default ./bench-data)
  */
@@ -102,7 +106,7 @@ int main(int argc, char **argv)
 {
     const char *dir = argc > 1 ? argv[1] : "bench-data";
     double seconds = argc > 2 ? atof(argv[2]) : 5.0;
-    static const int threads[] = {1, 8, 64};
+    static const int threads[] = {1, 16, 64, 256};
     char path[4096];
     double naive;
     size_t i;
@@ -112,18 +116,20 @@ int main(int argc, char **argv)
     snprintf(path, sizeof(path), "%s/visits", dir);
     printf("libvisits %s, dir %s, %.1f s per row\n\n", visits_version_string(), dir, seconds);
     naive = naive_loop(dir, seconds);
-    printf("%-30s %8s %12s %10s %12s %10s\n", "what", "threads", "incr/s", "vs naive", "cycles/s",
-           "mean batch");
-    printf("%-30s %8d %12.0f %9.2fx %12.0f %10.2f\n", "naive replace, one at a time", 1, naive, 1.0,
-           naive, 1.0);
+    printf("%-16s %7s %9s %9s %9s %8s %8s %8s %8s %6s\n", "what", "threads", "incr/s", "vs naive",
+           "cycles/s", "batch", "batch/N", "cycle ms", "gathers", "vain");
+    printf("%-16s %7d %9.0f %8.2fx %9.0f %8.2f %8.2f %8s %8s %6s\n", "naive replace", 1, naive, 1.0,
+           naive, 1.0, 1.0, "-", "-", "-");
     for (i = 0; i < sizeof(threads) / sizeof(threads[0]); i++) {
         visits_stats st;
         double rate = library_run(path, threads[i], seconds, &st);
-        double cycles = (double)st.cycles / seconds;
-        printf("%-30s %8d %12.0f %9.2fx %12.0f %10.2f\n", "libvisits always (group commit)",
-               threads[i], rate, rate / naive, cycles,
-               st.cycles ? (double)st.increments / (double)st.cycles : 0.0);
+        double batch = st.cycles ? (double)st.increments / (double)st.cycles : 0.0;
+        printf("%-16s %7d %9.0f %8.2fx %9.0f %8.2f %8.2f %8.2f %8llu %6llu\n", "libvisits always",
+               threads[i], rate, rate / naive, (double)st.cycles / seconds, batch,
+               batch / threads[i],
+               st.cycles ? (double)st.cycle_ns_total / (double)st.cycles / 1e6 : 0.0,
+               (unsigned long long)st.gathers, (unsigned long long)st.gathers_vain);
     }
-    printf("\ntargets: 1 thread >= 0.90x naive, 64 threads >= 20x naive\n");
+    printf("\ntargets: 1 thread >= 0.90x naive; mean batch >= 0.8 N (N closed-loop threads)\n");
     return 0;
 }

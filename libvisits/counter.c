@@ -65,12 +65,8 @@ static int init_sync(visits_counter *c)
 
     if ((rc = pthread_mutex_init(&c->mu, NULL)) != 0)
         return -rc;
-    if ((rc = pthread_cond_init(&c->done_cv[0], NULL)) != 0)
-        goto Mutex;
-    if ((rc = pthread_cond_init(&c->done_cv[1], NULL)) != 0)
-        goto Cond0;
     if ((rc = pthread_cond_init(&c->io_cv, NULL)) != 0)
-        goto Cond1;
+        goto Mutex;
     if ((rc = pthread_condattr_init(&attr)) != 0)
         goto Io;
     rc = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
@@ -81,10 +77,6 @@ static int init_sync(visits_counter *c)
         return 0;
 Io:
     pthread_cond_destroy(&c->io_cv);
-Cond1:
-    pthread_cond_destroy(&c->done_cv[1]);
-Cond0:
-    pthread_cond_destroy(&c->done_cv[0]);
 Mutex:
     pthread_mutex_destroy(&c->mu);
     return -rc;
@@ -94,8 +86,6 @@ static void destroy_sync(visits_counter *c)
 {
     pthread_cond_destroy(&c->commit_cv);
     pthread_cond_destroy(&c->io_cv);
-    pthread_cond_destroy(&c->done_cv[1]);
-    pthread_cond_destroy(&c->done_cv[0]);
     pthread_mutex_destroy(&c->mu);
 }
 
@@ -103,6 +93,8 @@ static void free_counter(visits_counter *c)
 {
     if (c->dirfd >= 0)
         visits__close(c->dirfd);
+    if (c->stale_fd >= 0)
+        close(c->stale_fd); /* as in commit.c: not through the seam */
     visits__loc_free(&c->loc);
     free(c->abs_path);
     free(c->path);
@@ -169,6 +161,7 @@ int visits_open(const char *path, const visits_options *opts, visits_counter **o
     if ((c = calloc(1, sizeof(*c))) == NULL)
         return -ENOMEM;
     c->dirfd = -1;
+    c->stale_fd = -1;
     if ((err = take_options(opts, &c->opts)) != 0)
         goto Error;
     c->create_mode = (mode_t)c->opts.mode;
@@ -213,7 +206,10 @@ static int submit_blocking(visits_counter *c, int kind, uint64_t n, uint64_t *va
     memset(&op, 0, sizeof(op));
     op.kind = kind;
     op.n = n;
+    if (sem_init(&op.done, 0, 0) != 0)
+        return -errno;
     err = visits__submit(c, &op);
+    sem_destroy(&op.done);
     if (err == 0 && value_out != NULL)
         *value_out = op.value;
     return err;

@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 
 /* x -> max(x + add, floor); VISITS_EOVERFLOW when x + add exceeds UINT64_MAX. */
 int visits__xform_apply(const struct visits__xform *x, uint64_t base, uint64_t *out)
@@ -121,6 +122,11 @@ int visits__write_cycle(visits_counter *c, struct visits__cycle *cy)
         cy->wrote = admitted;
     }
 Unlock:
+    /* The replaced file is no longer at the path: unlock it now, close it later. */
+    if (err == 0 && cy->wrote && t.fd >= 0 && visits__flock(t.fd, LOCK_UN) == 0) {
+        cy->stale_fd = t.fd;
+        t.fd = -1;
+    }
     visits__unlock_target(dirfd, &t);
     return err;
 }

@@ -22,6 +22,9 @@ struct visits__cycle {
     int dir_changed;       /* the path named another directory: new_dirfd is it */
     int new_dirfd;         /* -1, or the directory to hold from now on */
     uint64_t lock_retries; /* locks retaken */
+    int stale_fd;          /* -1, or the file the cycle replaced, unlocked but still open:
+                              its last close frees it, which may cost the disk a round trip
+                              (a discard), so the caller closes it after answering */
 };
 
 int visits__write_cycle(visits_counter *c, struct visits__cycle *cy);

@@ -5,6 +5,7 @@
 #include "visits.h"
 
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdint.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -133,7 +134,7 @@ struct visits__op {
     uint64_t n;     /* add: the amount; raise: the floor */
     uint64_t value; /* result: the value just after this operation */
     int err;
-    int done;
+    sem_t done;        /* a blocking caller waits on it; the committer posts it after the cycle */
     visits_done_cb cb; /* NULL: a blocking caller waits for done */
     void *arg;
 };
@@ -157,14 +158,12 @@ struct visits_counter {
     mode_t create_mode;
     visits_options opts;
 
-    pthread_mutex_t mu;        /* guards everything below */
-    pthread_cond_t done_cv[2]; /* cycle of generation g ended: done_cv[g & 1] */
-    uint64_t gen;              /* generation of the batch now queueing */
-    pthread_cond_t commit_cv;  /* wakes the committer: work queued, or stop (monotonic) */
-    pthread_cond_t io_cv;      /* the files became free (io_busy cleared) */
-    uint64_t known;            /* highest value written or read: never counted below */
-    int had_file;              /* the file existed when last seen */
-    uint64_t set_token;        /* the operator's set marker last followed (0: none) */
+    pthread_mutex_t mu;       /* guards everything below */
+    pthread_cond_t commit_cv; /* wakes the committer: work queued, or stop (monotonic) */
+    pthread_cond_t io_cv;     /* the files became free (io_busy cleared) */
+    uint64_t known;           /* highest value written or read: never counted below */
+    int had_file;             /* the file existed when last seen */
+    uint64_t set_token;       /* the operator's set marker last followed (0: none) */
     /* always mode: operations waiting for the next cycle */
     struct visits__op *queue, *queue_tail;
     uint64_t queue_len;
@@ -186,6 +185,7 @@ struct visits_counter {
     uint64_t expect;       /* gather: operations likely to arrive soon */
     uint64_t gather_until; /* ... waited for no later than this */
     unsigned skip_gathers; /* cycles left that start without gathering */
+    int stale_fd;          /* -1, or a replaced file a lone caller left to the committer */
     visits_stats stats;
 };
 

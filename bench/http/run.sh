@@ -14,8 +14,11 @@
 # (where the counter files are written; default /var/tmp, a real disk, not tmpfs).
 #
 # Rows: GET / in always mode (every answer durable), the bound in always mode, GET / with
-# --sync interval:100, GET /visits, and h2o's static file (the ceiling). All four servers run at once, listen
-# on 127.0.0.1 only, get the same number of threads and log each request to /dev/null.
+# --sync interval:100, GET /visits, h2o's static file (the ceiling), and Redis INCR with
+# the AOF fsynced before every reply (appendonly yes, appendfsync always: the durable peer
+# of GET / in always mode), driven by redis-benchmark with the same connections and client
+# threads as wrk. All servers run at once, listen on 127.0.0.1 only; the HTTP servers get
+# the same number of threads and log each request to /dev/null.
 # The rows run interleaved, ROUNDS times, and the median round of each row is shown: on a
 # shared machine the load drifts over a minute, and ratios of one round hold better.
 # RSS is the largest VmRSS sampled every 0.2 s during the runs.
@@ -29,9 +32,9 @@ WRK_THREADS=${WRK_THREADS:-2}
 SERVER_THREADS=${SERVER_THREADS:-$(nproc)}
 BOUND=${BOUND:-$(dirname "$SERVER")/../../bench/http-bound}
 
-for tool in wrk h2o python3 curl; do
+for tool in wrk h2o python3 curl redis-server redis-benchmark redis-cli; do
     command -v "$tool" >/dev/null 2>&1 || {
-        echo "bench/http: '$tool' not found (Debian packages: wrk h2o python3 curl)" >&2
+        echo "bench/http: '$tool' not found (Debian packages: wrk h2o python3 curl redis-server redis-tools)" >&2
         exit 1
     }
 done
@@ -65,16 +68,15 @@ cpu_ticks() {
     awk '{print $14 + $15}' "/proc/$1/stat"
 }
 
-# run NAME PID URL: wrk against URL while sampling the RSS of PID; appends a result line.
-run() {
-    name=$1 pid=$2 url=$3
-    wrk -t1 -c4 -d1s "$url" >/dev/null 2>&1 || true # warm-up
-    rss_file="$WORK/rss.$pid"
+# sampler_start PID: samples the largest VmRSS of PID into $WORK/rss.PID (kept across
+# rounds) in the background and notes its CPU ticks; sampler_stop ends it and sets cpu1.
+sampler_start() {
+    rss_file="$WORK/rss.$1"
     [ -f "$rss_file" ] || echo 0 >"$rss_file"
     (
         max=$(cat "$rss_file")
-        while kill -0 "$pid" 2>/dev/null; do
-            rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
+        while kill -0 "$1" 2>/dev/null; do
+            rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0)
             if [ "${rss:-0}" -gt "$max" ]; then
                 max=$rss
                 echo "$max" >"$rss_file"
@@ -83,17 +85,54 @@ run() {
         done
     ) &
     sampler=$!
-    cpu0=$(cpu_ticks "$pid")
-    wrk --latency -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${DURATION}s" "$url" >"$WORK/wrk.out" 2>&1
-    cpu1=$(cpu_ticks "$pid")
+    cpu0=$(cpu_ticks "$1")
+}
+sampler_stop() {
+    cpu1=$(cpu_ticks "$1")
     kill "$sampler" 2>/dev/null || true
     wait "$sampler" 2>/dev/null || true
+}
+
+# run NAME PID URL: wrk against URL while sampling the RSS of PID; appends a result line.
+run() {
+    name=$1 pid=$2 url=$3
+    wrk -t1 -c4 -d1s "$url" >/dev/null 2>&1 || true # warm-up
+    sampler_start "$pid"
+    wrk --latency -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${DURATION}s" "$url" >"$WORK/wrk.out" 2>&1
+    sampler_stop "$pid"
     rps=$(awk '/^Requests\/sec:/ {print $2}' "$WORK/wrk.out")
     p99=$(awk '$1 == "99%" {print $2}' "$WORK/wrk.out")
     non2xx=$(awk '/Non-2xx/ {print $NF}' "$WORK/wrk.out")
     errors=$(awk '/Socket errors/ {print $0}' "$WORK/wrk.out")
     requests=$(awk '/requests in/ {print $1}' "$WORK/wrk.out")
     echo "$name|$rps|$p99|$(cat "$rss_file")|${non2xx:-0}|$((cpu1 - cpu0))|$requests|${errors:-}" \
+        >>"$WORK/results"
+}
+
+# redis_incr N: N INCRs from redis-benchmark with $CONNECTIONS connections and
+# $WRK_THREADS client threads; sets REDIS_CSV to its line for INCR
+# (INCR,rps,avg,min,p50,p95,p99,max; milliseconds) and counts them in $WORK/redis.sent.
+redis_incr() {
+    redis-benchmark -h 127.0.0.1 -p "$RPORT" -c "$CONNECTIONS" --threads "$WRK_THREADS" \
+        -n "$1" -t incr --csv >"$WORK/redis.out" 2>&1 || true
+    REDIS_CSV=$(grep '^"INCR"' "$WORK/redis.out" | tr -d '"')
+    [ -n "$REDIS_CSV" ] || {
+        echo "bench/http: redis-benchmark -n $1 failed: $(tail -c 300 "$WORK/redis.out")" >&2
+        exit 1
+    }
+    echo $(($(cat "$WORK/redis.sent") + $1)) >"$WORK/redis.sent"
+}
+
+# run_redis: about DURATION seconds of INCR (a short pilot sizes -n); a result line.
+run_redis() {
+    redis_incr 20000
+    n=$(echo "$REDIS_CSV" | awk -F, -v d="$DURATION" '{ n = int($2 * d); print n < 20000 ? 20000 : n }')
+    sampler_start "$RPID"
+    redis_incr "$n"
+    sampler_stop "$RPID"
+    rps=$(echo "$REDIS_CSV" | cut -d, -f2)
+    p99=$(echo "$REDIS_CSV" | cut -d, -f7)
+    echo "Redis INCR (always)|$rps|${p99}ms|$(cat "$WORK/rss.$RPID")|0|$((cpu1 - cpu0))|$n|" \
         >>"$WORK/results"
 }
 
@@ -156,6 +195,22 @@ HPID=$!
 PIDS="$PIDS $HPID"
 wait_port "$HPORT"
 
+# Redis with every INCR in its AOF, fsynced before the reply, on the same disk.
+mkdir -p "$WORK/redis"
+RPORT=$(free_port)
+redis-server --port "$RPORT" --bind 127.0.0.1 --dir "$WORK/redis" --appendonly yes \
+    --appendfsync always --save "" --protected-mode no --daemonize no \
+    --logfile "$WORK/redis/redis.log" >/dev/null 2>&1 &
+RPID=$!
+PIDS="$PIDS $RPID"
+wait_port "$RPORT"
+until [ "$(redis-cli -p "$RPORT" ping 2>/dev/null)" = PONG ]; do sleep 0.05; done
+[ "$(redis-cli -p "$RPORT" config get appendfsync | tail -n 1)" = always ] || {
+    echo "bench/http: redis-server does not run with appendfsync always" >&2
+    exit 1
+}
+echo 0 >"$WORK/redis.sent"
+
 round=1
 while [ "$round" -le "$ROUNDS" ]; do
     run "GET / (always)" "$ALWAYS_PID" "http://127.0.0.1:$ALWAYS_PORT/"
@@ -163,8 +218,17 @@ while [ "$round" -le "$ROUNDS" ]; do
     run "GET / (interval:100)" "$INTERVAL_PID" "http://127.0.0.1:$INTERVAL_PORT/"
     run "GET /visits" "$VISITS_PID" "http://127.0.0.1:$VISITS_PORT/visits"
     run "h2o static file" "$HPID" "http://127.0.0.1:$HPORT/index.txt"
+    run_redis
     round=$((round + 1))
 done
+
+REDIS_COUNT=$(redis-cli -p "$RPORT" get 'counter:__rand_int__')
+[ "$REDIS_COUNT" = "$(cat "$WORK/redis.sent")" ] || {
+    echo "bench/http: Redis counter $REDIS_COUNT after $(cat "$WORK/redis.sent") INCRs" >&2
+    exit 1
+}
+redis-cli -p "$RPORT" shutdown nosave >/dev/null 2>&1 || true
+wait "$RPID" 2>/dev/null || true
 
 curl -s "http://127.0.0.1:$ALWAYS_PORT/metrics" >"$WORK/always.metrics"
 for pid in $ALWAYS_PID $INTERVAL_PID $VISITS_PID; do
@@ -222,5 +286,11 @@ bound = statistics.median(r[0] for r in rows["bound (always)"])
 always = statistics.median(r[0] for r in rows["GET / (always)"])
 print("always mode against the bound (same disk cycle, least work per request): %.2f x;"
       " the bound against h2o: %.2f x" % (always / bound, bound / ref))
-print("targets: GET /visits >= 0.90 x h2o; GET / (always) >= 0.50 x h2o; RSS < 16 MB")
+redis = statistics.median(r[0] for r in rows["Redis INCR (always)"])
+print("always mode against Redis INCR (AOF fsynced before each reply, same connections):"
+      " %.2f x (each round: %s)" % (always / redis, " ".join(
+          "%.2f" % (a[0] / b[0]) for a, b in zip(rows["GET / (always)"],
+                                                 rows["Redis INCR (always)"]))))
+print("targets: GET /visits >= 0.90 x h2o; GET / (always) >= 0.50 x h2o and >= 1.0 x Redis"
+      " INCR; RSS < 16 MB")
 REPORT

@@ -14,8 +14,12 @@
  *              `UPDATE counter SET v = v + 1` in its own (autocommit) transaction
  *
  * Prints one line: "SYSTEM WRITERS INCR_PER_S CYCLES_PER_S MEAN_BATCH FINAL_VALUE"
- * (cycles and batch are libvisits' visits_get_stats; "-" for the others). The counter
- * files are created fresh in DIR (which must exist) and removed afterwards.
+ * (cycles and batch are libvisits' visits_get_stats; "-" for the others), and for
+ * libvisits then "cycles=C cycle_us=MEAN gathers=G vain=V": the write cycles and their
+ * mean duration, the cycles that waited for callers to join, and how many of those waits
+ * ended by their deadline. The counter files are created fresh in DIR (which must exist)
+ * and removed afterwards. GATHER_US in the environment sets visits_options.gather_us
+ * (default: the library's).
  */
 #include <visits.h>
 
@@ -233,7 +237,11 @@ int main(int argc, char **argv)
     snprintf(b.path, sizeof(b.path), "%s/bench-%s", b.dir, sys);
     remove_files(&b);
     if (strcmp(sys, "libvisits") == 0) {
-        if ((err = visits_open(b.path, NULL, &b.c)) != 0)
+        visits_options opts;
+        visits_options_init(&opts);
+        if (getenv("GATHER_US") != NULL)
+            opts.gather_us = (unsigned)atoi(getenv("GATHER_US"));
+        if ((err = visits_open(b.path, &opts, &b.c)) != 0)
             die("visits_open", b.path, visits_strerror(err));
         fn = libvisits_writer;
     } else if (strcmp(sys, "naive") == 0) {
@@ -287,9 +295,12 @@ int main(int argc, char **argv)
     }
     remove_files(&b);
     if (fn == libvisits_writer)
-        printf("%s %d %.1f %.1f %.2f %" PRIu64 "\n", sys, b.writers,
-               (double)atomic_load(&b.ops) / elapsed, (double)st.cycles / elapsed,
-               st.cycles ? (double)st.increments / (double)st.cycles : 0.0, final);
+        printf("%s %d %.1f %.1f %.2f %" PRIu64 " cycles=%" PRIu64 " cycle_us=%.1f gathers=%" PRIu64
+               " vain=%" PRIu64 "\n",
+               sys, b.writers, (double)atomic_load(&b.ops) / elapsed, (double)st.cycles / elapsed,
+               st.cycles ? (double)st.increments / (double)st.cycles : 0.0, final, st.cycles,
+               st.cycles ? (double)st.cycle_ns_total / (double)st.cycles / 1000.0 : 0.0, st.gathers,
+               st.gathers_vain);
     else
         printf("%s %d %.1f - - %" PRIu64 "\n", sys, b.writers,
                (double)atomic_load(&b.ops) / elapsed, final);

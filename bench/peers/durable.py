@@ -7,10 +7,16 @@ run, interleaved, several rounds; medians, ratios and a gnuplot PNG.
 usage: durable.py --bin BUILD/bench/peers/durable [--dir DIR] [--out OUT]
                   [--writers 1,4,16,64,256] [--seconds 3] [--rounds 3]
                   [--systems libvisits,naive,sqlite,redis]
+                  [--before [NAME=]OLD/bench/peers/durable ...]
 
 DIR (default ./bench-data) holds the counters: put it on the disk you want to measure.
 OUT (default ./bench-results) receives durable.tsv (every run), durable.md (the tables)
 and durable.png. Prints the tables too.
+
+--before (repeatable) adds the system NAME (default "before"): the same helper built from
+another checkout (with its own libvisits), run interleaved with the others, so that old
+and new are compared in one run. Ratios are taken within each round (the systems ran
+within seconds of each other) and shown as the median with the range over rounds.
 """
 
 import argparse
@@ -93,13 +99,26 @@ class Redis:
 
 
 def run_c(binary, system, writers, seconds, data_dir):
+    """(incr/s, cycles/s, mean batch, {extra: value}) of one run of the helper."""
     out = common.sh([binary, system, str(writers), str(seconds), data_dir], check=True,
                     timeout=600)
     f = out.split()
-    if len(f) != 6 or f[0] != system:
+    if len(f) < 6 or f[0] != system or any("=" not in x for x in f[6:]):
         raise SystemExit(f"bench: unexpected output of {binary}: {out}")
     num = lambda s: float(s) if s != "-" else float("nan")  # noqa: E731
-    return float(f[2]), num(f[3]), num(f[4])
+    extra = {k: float(v) for k, v in (x.split("=", 1) for x in f[6:])}
+    return float(f[2]), num(f[3]), num(f[4]), extra
+
+
+def ratio_cell(res, a, b, w):
+    """libvisits-style ratio a/b at w writers: the median of the per-round ratios, and
+    their range when there are several rounds."""
+    ra, rb = res.get((a, w), []), res.get((b, w), [])
+    rs = [x[0] / y[0] for x, y in zip(ra, rb) if y[0]]
+    if not rs:
+        return "-"
+    cell = f"{common.median(rs):.2f}x"
+    return cell if len(rs) < 2 else f"{cell} ({min(rs):.2f}-{max(rs):.2f})"
 
 
 def main():
@@ -111,12 +130,26 @@ def main():
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--systems", default=",".join(SYSTEMS))
+    ap.add_argument("--before", action="append", default=[], metavar="[NAME=]PATH",
+                    help="the durable helper built from another checkout (repeatable)")
     args = ap.parse_args()
 
     writers = [int(w) for w in args.writers.split(",")]
     systems = [s for s in args.systems.split(",") if s]
+    binary = {"libvisits": args.bin, "naive": args.bin, "sqlite": args.bin}
+    befores = []  # the older builds, in the order given
+    for spec in args.before:
+        name, path = spec.split("=", 1) if "=" in spec else ("before", spec)
+        if name in binary or name == "redis":
+            raise SystemExit(f"bench: --before name '{name}' is taken")
+        binary[name] = path
+        befores.append(name)
+        version = common.sh([path, "--version"], check=True).split(",")[0]
+        LABEL[name] = f"{name}: {version}"
+    at = 1 if systems[:1] == ["libvisits"] else 0
+    systems[at:at] = befores
     for s in systems:
-        if s not in SYSTEMS:
+        if s not in SYSTEMS and s not in befores:
             raise SystemExit(f"bench: unknown system '{s}' (known: {', '.join(SYSTEMS)})")
     if "redis" in systems:
         missing = [t for t in ("redis-server", "redis-benchmark", "redis-cli")
@@ -132,15 +165,17 @@ def main():
     redis_b = common.version_of(["redis-benchmark", "--version"])
     env = common.machine_lines(data_dir) + [
         f"versions: {common.sh([args.bin, '--version'])}, "
-        f"Redis {redis_v} ({redis_b})",
+        f"Redis {redis_v} ({redis_b})"
+        + "".join(f"; {b}: {binary[b]}" for b in befores),
         f"{args.rounds} rounds x {len(writers)} writer counts x {len(systems)} systems, "
         f"{args.seconds:g} s each, systems interleaved (order rotated each round)",
     ]
     load_before = common.loadavg()
     t0 = time.time()
     tsv = open(os.path.join(args.out, "durable.tsv"), "w")
-    tsv.write("round\tsystem\twriters\tincr_per_s\tcycles_per_s\tmean_batch\tload1\n")
-    res = {}  # (system, writers) -> [(rate, cycles, batch)]
+    tsv.write("round\tsystem\twriters\tincr_per_s\tcycles_per_s\tmean_batch\tcycle_us\t"
+              "gathers\tgathers_vain\tload1\n")
+    res = {}  # (system, writers) -> [(rate, cycles, batch, extra)], one per round
     loads = []
     for rnd in range(args.rounds):
         redis = Redis(data_dir) if "redis" in systems else None
@@ -149,16 +184,21 @@ def main():
                 order = systems[rnd % len(systems):] + systems[:rnd % len(systems)]
                 for s in order:
                     if s == "redis":
-                        r = (redis.run(w, args.seconds), float("nan"), float("nan"))
+                        r = (redis.run(w, args.seconds), float("nan"), float("nan"), {})
                     else:
-                        r = run_c(args.bin, s, w, args.seconds, data_dir)
+                        r = run_c(binary[s], "libvisits" if s in befores else s, w,
+                                  args.seconds, data_dir)
                     load = common.loadavg()
                     loads.append(float(load))
                     res.setdefault((s, w), []).append(r)
+                    x = r[3]
                     tsv.write(f"{rnd + 1}\t{s}\t{w}\t{r[0]:.1f}\t{r[1]:.1f}\t{r[2]:.2f}\t"
-                              f"{load}\n")
+                              f"{x.get('cycle_us', float('nan')):.1f}\t"
+                              f"{x.get('gathers', float('nan')):.0f}\t"
+                              f"{x.get('vain', float('nan')):.0f}\t{load}\n")
                     tsv.flush()
-                    print(f"round {rnd + 1} {s:9} {w:4} writers: {r[0]:10.0f} incr/s "
+                    batch = f", batch {r[2]:.1f}" if r[2] == r[2] else ""
+                    print(f"round {rnd + 1} {s:9} {w:4} writers: {r[0]:10.0f} incr/s{batch} "
                           f"(load {load})", file=sys.stderr, flush=True)
         finally:
             if redis:
@@ -168,33 +208,64 @@ def main():
 
     med = {k: common.median([r[0] for r in v]) for k, v in res.items()}
     header = ["writers"] + [LABEL[s] for s in systems]
-    peers = [s for s in systems if s != "libvisits"]
+    rows = [[w] + [common.fmt_num(med.get((s, w), float("nan"))) for s in systems]
+            for w in writers]
+    tables = [common.md_table(header, rows)]
     if "libvisits" in systems:
-        header += [f"libvisits / {p}" for p in peers] + ["libvisits fsync cycles/s",
-                                                          "mean batch"]
-    rows = []
-    for w in writers:
-        row = [w] + [common.fmt_num(med.get((s, w), float("nan"))) for s in systems]
-        if "libvisits" in systems:
-            lv = med[("libvisits", w)]
-            row += [common.fmt_ratio(lv, med[(p, w)]) for p in peers]
-            runs = res[("libvisits", w)]
-            row += [common.fmt_num(common.median([r[1] for r in runs])),
-                    common.fmt_num(common.median([r[2] for r in runs]))]
-        rows.append(row)
+        # Ratios within each round: the median and the range over rounds.
+        peers = [s for s in systems if s != "libvisits"]
+        header = ["writers"] + [f"libvisits / {p}" for p in peers]
+        if "redis" in systems:
+            header += [f"{b} / redis" for b in befores]
+        rows = []
+        for w in writers:
+            row = [w] + [ratio_cell(res, "libvisits", p, w) for p in peers]
+            if "redis" in systems:
+                row += [ratio_cell(res, b, "redis", w) for b in befores]
+            rows.append(row)
+        tables.append(common.md_table(header, rows))
+        # The group commit: cycles, batches, gathering.
+        mine = ["libvisits"] + befores
+        header = ["writers"]
+        for s in mine:
+            who = "" if s == "libvisits" else f"{s}: "
+            header += [f"{who}cycles/s", f"{who}mean batch", f"{who}batch / N"]
+        header += ["cycle ms", "gathers / cycle", "vain / gather"]
+        rows = []
+        for w in writers:
+            row = [w]
+            for s in mine:
+                runs = res[(s, w)]
+                batch = common.median([r[2] for r in runs])
+                row += [common.fmt_num(common.median([r[1] for r in runs])),
+                        common.fmt_num(batch), f"{batch / w:.2f}"]
+            xs = [r[3] for r in res[("libvisits", w)]]
+            cycle_ms = common.median([x.get("cycle_us", float("nan")) / 1000 for x in xs])
+            per_cycle = common.median([x["gathers"] / x["cycles"] for x in xs
+                                       if x.get("cycles")])
+            vains = [x["vain"] / x["gathers"] for x in xs if x.get("gathers")]
+            row += [f"{cycle_ms:.2f}", f"{per_cycle:.2f}",
+                    f"{common.median(vains):.2f}" if vains else "-"]
+            rows.append(row)
+        tables.append(common.md_table(header, rows))
     spreads = [common.spread([r[0] for r in v]) for v in res.values()]
     noise = (f"load average (1 min) {load_before} before, {min(loads):.2f}-{max(loads):.2f} "
              f"during; median spread between rounds (max-min)/median "
              f"{common.median(spreads) * 100:.0f}%, worst {max(spreads) * 100:.0f}%; "
              f"total {elapsed / 60:.1f} min")
-    table = common.md_table(header, rows)
     png = os.path.join(args.out, "durable.png")
     why = common.gnuplot(png, "Durable increments/s vs concurrent writers (one counter)",
                          "concurrent writers", "durable increments per second",
                          [(LABEL[s], [(w, med[(s, w)]) for w in writers]) for s in systems],
                          xtics=writers)
     md = "\n".join(["## Durable increments per second (median of rounds)", "",
-                    *[f"- {line}" for line in env], f"- noise: {noise}", "", table, "",
+                    *[f"- {line}" for line in env], f"- noise: {noise}", "",
+                    "Increments per second (median of the rounds):", "", tables[0], "",
+                    *(["Ratios (median of the per-round ratios, range over the rounds):", "",
+                       tables[1], "",
+                       "Group commit (medians; batch / N: the mean batch over the writers; "
+                       "gathers: cycles that waited for callers, vain: waits that ended by "
+                       "their deadline):", "", tables[2], ""] if len(tables) > 1 else []),
                     f"Plot: {png}" if why is None else f"No plot: {why}", ""])
     with open(os.path.join(args.out, "durable.md"), "w") as f:
         f.write(md)

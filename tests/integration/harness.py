@@ -217,6 +217,15 @@ class ServerTest(unittest.TestCase):
         srv.assert_clean(self)
         return took
 
+    def wait_ready(self, srv, want, timeout=5.0):
+        """GET /ready until it answers want (or the scaled timeout); (status, parsed body)."""
+        deadline = time.monotonic() + timeout * SLOW
+        while True:
+            status, _, body = srv.request("GET", "/ready")
+            if status == want or time.monotonic() > deadline:
+                return status, json.loads(body)
+            time.sleep(0.02)
+
     def file_bytes(self, path=None):
         with open(path or self.counter, "rb") as f:
             return f.read()
@@ -224,6 +233,19 @@ class ServerTest(unittest.TestCase):
     def write_file(self, data, path=None):
         with open(path or self.counter, "wb") as f:
             f.write(data)
+
+
+class OneServerTest(ServerTest):
+    """Base: one server per test, started before it, still healthy after it, stopped with
+    exit 0."""
+
+    def setUp(self):
+        super().setUp()
+        self.srv = self.start()
+
+    def tearDown(self):
+        self.assertEqual(self.srv.request("GET", "/health")[0], 200, "server unhealthy")
+        self.stop_ok(self.srv)
 
 
 def raw_exchange(port, payload, timeout=5.0, read_until_close=True):

@@ -27,14 +27,6 @@ VISITSCTL = os.environ.get("VISITS_CTL", "")
 
 
 class Environment(ServerTest):
-    def wait_ready(self, srv, want, timeout=5.0):
-        deadline = time.monotonic() + timeout * SLOW
-        while True:
-            status, _, body = srv.request("GET", "/ready")
-            if status == want or time.monotonic() > deadline:
-                return status, json.loads(body)
-            time.sleep(0.02)
-
     def assert_metric(self, text, line):
         """Asserts that a line of the exposition starts with line (short message)."""
         found = [l for l in text.splitlines() if l.startswith(line.split(" ")[0])]

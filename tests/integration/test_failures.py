@@ -18,14 +18,6 @@ ACCEPT_JSON = {"Accept": "application/json"}
 
 
 class Failures(ServerTest):
-    def wait_ready(self, srv, want, timeout=5.0):
-        deadline = time.monotonic() + timeout * SLOW
-        while True:
-            status, hdrs, body = srv.request("GET", "/ready")
-            if status == want or time.monotonic() > deadline:
-                return status, json.loads(body)
-            time.sleep(0.02)
-
     def assert_failing(self, srv, reason, value):
         status, hdrs, body = srv.request("GET", "/", ACCEPT_JSON)
         self.assertEqual(status, 503, body)

@@ -9,20 +9,12 @@ import json
 import os
 import socket
 
-from harness import SLOW, H2Client, ServerTest, parse_responses, raw_exchange, run_tests
+from harness import SLOW, H2Client, OneServerTest, parse_responses, raw_exchange, run_tests
 
 SMUGGLED = b"GET / HTTP/1.1\r\nHost: t\r\nAccept: application/json\r\n\r\n"
 
 
-class Framing(ServerTest):
-    def setUp(self):
-        super().setUp()
-        self.srv = self.start()
-
-    def tearDown(self):
-        self.assertEqual(self.srv.request("GET", "/health")[0], 200, "server unhealthy")
-        self.stop_ok(self.srv)
-
+class Framing(OneServerTest):
     def exchange(self, payload):
         """(responses, closed by the server) for payload sent on a fresh connection."""
         data = raw_exchange(self.srv.port, payload, timeout=2)

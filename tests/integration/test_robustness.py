@@ -7,18 +7,10 @@ import socket
 import threading
 import time
 
-from harness import SLOW, ServerTest, parse_responses, raw_exchange, run_tests
+from harness import SLOW, OneServerTest, parse_responses, raw_exchange, run_tests
 
 
-class Robustness(ServerTest):
-    def setUp(self):
-        super().setUp()
-        self.srv = self.start()
-
-    def tearDown(self):
-        self.assertEqual(self.srv.request("GET", "/health")[0], 200, "server unhealthy")
-        self.stop_ok(self.srv)
-
+class Robustness(OneServerTest):
     def assert_400(self, payload):
         data = raw_exchange(self.srv.port, payload)
         self.assertTrue(data.startswith(b"HTTP/1.1 400 "), (payload[:60], data[:200]))

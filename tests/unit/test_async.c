@@ -16,9 +16,6 @@
 
 #define WAIT_MS 20000
 
-static void write_fn_set_enospc(void);
-static void write_fn_clear(void);
-
 /* What the callbacks saw, in the order they ran. */
 struct record {
     pthread_mutex_t mu;
@@ -336,9 +333,9 @@ static void test_cycle_hook(void **state)
         assert_int_equal(visits_add_async(c, 1, on_done, &tags[i]), 0);
     }
     wait_for(&r, 200);
-    write_fn_set_enospc();
+    tu_fail_writes(ENOSPC);
     assert_int_equal(visits_incr(c, NULL), -ENOSPC);
-    write_fn_clear();
+    tu_fail_writes(0);
     assert_int_equal(visits_close(c), 0);
     assert_int_equal(seen.ops, 201);
     assert_int_equal(seen.last_value, 200);
@@ -410,41 +407,13 @@ static void test_bad_arguments(void **state)
     record_free(&r);
 }
 
-typedef ssize_t (*write_fn)(int, const void *, size_t);
-static write_fn real_write;
-static int write_errno;
-
-static ssize_t failing_write(int fd, const void *buf, size_t len)
-{
-    int err = __atomic_load_n(&write_errno, __ATOMIC_SEQ_CST);
-    if (err != 0) {
-        errno = err;
-        return -1;
-    }
-    return real_write(fd, buf, len);
-}
-
-static void write_fn_set_enospc(void)
-{
-    write_fn mine = failing_write;
-    tu_install("write", &mine, &real_write);
-    __atomic_store_n(&write_errno, ENOSPC, __ATOMIC_SEQ_CST);
-}
-
-static void write_fn_clear(void)
-{
-    __atomic_store_n(&write_errno, 0, __ATOMIC_SEQ_CST);
-}
-
 /* A full disk: the callbacks get -ENOSPC, the file keeps its value, the handle is not
  * failed; once space is back the next additions succeed from the old value. */
 static void test_write_error_through_callback(void **state)
 {
     struct tu_fixture *fx = *state;
     tu_write_file(fx->path, "7\n", 2, 0644);
-    write_fn mine = failing_write;
-    tu_install("write", &mine, &real_write);
-    __atomic_store_n(&write_errno, ENOSPC, __ATOMIC_SEQ_CST);
+    tu_fail_writes(ENOSPC);
     visits_counter *c = open_mode(fx->path, VISITS_SYNC_ALWAYS, 0);
     struct record r;
     record_init(&r, 20);
@@ -465,7 +434,7 @@ static void test_write_error_through_callback(void **state)
     assert_int_equal(st.failed, 0);
     assert_int_equal(st.last_error, -ENOSPC);
     assert_string_equal(visits_err_name(st.last_error), "ENOSPC");
-    __atomic_store_n(&write_errno, 0, __ATOMIC_SEQ_CST);
+    tu_fail_writes(0);
     for (size_t i = 10; i < 20; i++) {
         tags[i] = (struct tagged){&r, i};
         assert_int_equal(visits_add_async(c, 1, on_done, &tags[i]), 0);

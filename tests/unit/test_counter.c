@@ -338,29 +338,13 @@ static void test_interval_keeps_other_handles_increments(void **state)
     tu_assert_no_temps(fx->dir);
 }
 
-typedef ssize_t (*write_fn)(int, const void *, size_t);
-static write_fn real_write;
-static int write_errno; /* set by the test thread, read by the library's threads */
-
-static ssize_t failing_write(int fd, const void *buf, size_t len)
-{
-    int err = __atomic_load_n(&write_errno, __ATOMIC_SEQ_CST);
-    if (err != 0) {
-        errno = err;
-        return -1;
-    }
-    return real_write(fd, buf, len);
-}
-
 /* A background write error is returned by the next increments (not counted); once the
  * disk recovers, writing resumes and the file ends with exactly the counted value. */
 static void test_interval_write_error_reported(void **state)
 {
     struct tu_fixture *fx = *state;
     tu_write_file(fx->path, "41\n", 3, 0644);
-    write_fn mine = failing_write;
-    tu_install("write", &mine, &real_write);
-    __atomic_store_n(&write_errno, ENOSPC, __ATOMIC_SEQ_CST);
+    tu_fail_writes(ENOSPC);
     visits_counter *c = open_interval(fx->path, 10);
     uint64_t v = 0;
     assert_int_equal(visits_incr(c, &v), 0); /* acknowledged before any write */
@@ -388,7 +372,7 @@ static void test_interval_write_error_reported(void **state)
     tu_assert_no_temps(fx->dir);
 
     /* the disk recovers: within a few intervals increments are accepted again */
-    __atomic_store_n(&write_errno, 0, __ATOMIC_SEQ_CST);
+    tu_fail_writes(0);
     deadline = tu_now_ms() + 3000;
     while ((rc = visits_incr(c, &v)) != 0 && tu_now_ms() < deadline) {
         assert_int_equal(rc, -ENOSPC);
@@ -409,15 +393,14 @@ static void test_interval_close_reports_error(void **state)
 {
     struct tu_fixture *fx = *state;
     tu_write_file(fx->path, "41\n", 3, 0644);
-    write_fn mine = failing_write;
-    tu_install("write", &mine, &real_write);
+    tu_fail_writes(0);
     visits_counter *c = open_interval(fx->path, 3600000);
     uint64_t v = 0;
     assert_int_equal(visits_add(c, 3, &v), 0);
     assert_int_equal(v, 44);
-    __atomic_store_n(&write_errno, EIO, __ATOMIC_SEQ_CST);
+    tu_fail_writes(EIO);
     assert_int_equal(visits_close(c), -EIO);
-    __atomic_store_n(&write_errno, 0, __ATOMIC_SEQ_CST);
+    tu_fail_writes(0);
     tu_assert_file_str(fx->path, "41\n");
     tu_assert_no_temps(fx->dir);
 }

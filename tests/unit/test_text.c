@@ -300,7 +300,9 @@ static void test_response_escapers_and_utf8_printable(void **state)
         {"caf\xc3\xa9", "caf\xc3\xa9", "caf\xc3\xa9"},
         {"caf\xff", "caf\\ufffd", "caf\xef\xbf\xbd"},
         {"<a href=\"x\">&'", "<a href=\\\"x\\\">&'", "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"},
-        {"a\x01" "b\x7f", "a\\u0001b\\u007f",
+        {"a\x01"
+         "b\x7f",
+         "a\\u0001b\\u007f",
          "a\xef\xbf\xbd"
          "b\xef\xbf\xbd"},
         {"\xf0\x9f\x9a\x80\xed\xa0\x80", "\xf0\x9f\x9a\x80\\ufffd\\ufffd\\ufffd",

@@ -39,8 +39,35 @@ unsigned long tu_env_ulong(const char *name, unsigned long def)
     return v;
 }
 
+typedef ssize_t (*write_fn)(int, const void *, size_t);
+static write_fn real_write;
+static int write_errno;     /* set by the test thread, read by the library's threads */
+static int write_installed; /* the wrapper is in the table */
+
+static ssize_t failing_write(int fd, const void *buf, size_t len)
+{
+    int err = __atomic_load_n(&write_errno, __ATOMIC_SEQ_CST);
+    if (err != 0) {
+        errno = err;
+        return -1;
+    }
+    return real_write(fd, buf, len);
+}
+
+void tu_fail_writes(int err)
+{
+    __atomic_store_n(&write_errno, err, __ATOMIC_SEQ_CST);
+    if (!write_installed) {
+        write_fn mine = failing_write;
+        tu_install("write", &mine, &real_write);
+        write_installed = 1;
+    }
+}
+
 void tu_restore_syscalls(void)
 {
+    write_installed = 0;
+    __atomic_store_n(&write_errno, 0, __ATOMIC_SEQ_CST);
     for (size_t i = 0; i < sizeof syscall_names / sizeof syscall_names[0]; i++)
         visits_testing_syscall(syscall_names[i], NULL);
 }

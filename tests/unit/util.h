@@ -96,6 +96,10 @@ int tu_drop_privileges(void);
  */
 void tu_install(const char *name, const void *fn, void *prev);
 
+/* Makes every write(2) of the library fail with err from now on (0: write again), from any
+ * thread; installs the wrapper on first use in a test (the teardown removes it). */
+void tu_fail_writes(int err);
+
 /* Restores every libc function in the library's syscall table. */
 void tu_restore_syscalls(void);
 
