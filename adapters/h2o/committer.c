@@ -73,6 +73,7 @@ struct committer {
     int write_err;       /* ... else its error */
     int draining;
     char held[128];           /* readiness held off by another module, with this reason */
+    atomic_int holding;       /* held[0] != '\0', read without mu on a visit's path */
     atomic_int overflowing;   /* the counter is at its maximum (written under mu) */
     atomic_int failed_logged; /* the handle's failure was told (once per episode) */
     int stop;
@@ -247,6 +248,7 @@ void committer_hold_ready(struct committer *c, const char *reason)
 {
     pthread_mutex_lock(&c->mu);
     snprintf(c->held, sizeof(c->held), "%s", reason[0] != '\0' ? reason : "not ready");
+    atomic_store(&c->holding, 1);
     pthread_mutex_unlock(&c->mu);
 }
 
@@ -254,6 +256,7 @@ void committer_release_ready(struct committer *c)
 {
     pthread_mutex_lock(&c->mu);
     c->held[0] = '\0';
+    atomic_store(&c->holding, 0);
     pthread_mutex_unlock(&c->mu);
 }
 
@@ -342,6 +345,18 @@ void committer_submit(struct committer_loop *l, struct committer_visit *v)
         v->value = 0;
         h2o_multithread_send_message(&l->replies, &v->super);
     }
+}
+
+int committer_held(struct committer *c, char *reason, size_t size)
+{
+    if (!atomic_load_explicit(&c->holding, memory_order_acquire))
+        return 0;
+    pthread_mutex_lock(&c->mu);
+    int held = c->held[0] != '\0';
+    if (held)
+        snprintf(reason, size, "%s", c->held);
+    pthread_mutex_unlock(&c->mu);
+    return held;
 }
 
 size_t committer_pending(const struct committer_loop *l)

@@ -65,6 +65,10 @@ void committer_set_draining(struct committer *c);
  * released. Any thread. */
 void committer_hold_ready(struct committer *c, const char *reason);
 void committer_release_ready(struct committer *c);
+/* Any thread, without waiting: 1 (and the reason) while readiness is held, else 0. Visits
+ * are refused meanwhile: a count being restored must not take visits that the restore
+ * could then absorb. */
+int committer_held(struct committer *c, char *reason, size_t size);
 /* Blocking, never on an event loop: durably raises the counter to at least floor; the
  * value after it in *value_out (nullable). 0 or the error. */
 int committer_raise(struct committer *c, uint64_t floor, uint64_t *value_out);

@@ -114,6 +114,16 @@ static int on_visit(h2o_handler_t *self, h2o_req_t *req)
         respond_visit(req, l, committer_value(h->committer));
         return 0;
     }
+    char held[128];
+    if (committer_held(h->committer, held, sizeof(held))) {
+        /* Restoring the count from the peers (before ready): a visit counted now could be
+         * absorbed by the raise that follows. The Service sends none; a direct one waits. */
+        char msg[256];
+        snprintf(msg, sizeof(msg), "the visit was not counted: %s", held);
+        respond_header(req, H2O_TOKEN_RETRY_AFTER, "1");
+        respond_error(req, 503, "Service Unavailable", msg);
+        return 0;
+    }
     struct visit_req *vr = calloc(1, sizeof(*vr));
     if (vr == NULL) {
         respond_error(req, 500, "Internal Server Error", "out of memory");
