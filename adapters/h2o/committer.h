@@ -4,12 +4,13 @@
  * Event loops hand it visits and get each visit's own value back on the loop that
  * submitted it, once durable (always) or accepted (interval); the library groups the
  * visits of all loops into write cycles. The value, the readiness and the metrics can be
- * read from any thread without waiting for the disk. A keeper thread reopens the counter
- * after failures, follows its path and watches for stalled writes.
+ * read from any thread without waiting for the disk (readiness.h); the keeper (keeper.h)
+ * reopens the counter after failures and follows its path.
  */
 #ifndef VISITS_COMMITTER_H
 #define VISITS_COMMITTER_H
 
+#include "readiness.h"
 #include "text.h"
 
 #include <h2o.h>
@@ -39,8 +40,6 @@ typedef void (*committer_reply_cb)(struct committer_visit *v, void *data);
  * makes the counter not ready while it lasts. 0, or the error (-errno or VISITS_E*). */
 int committer_open(struct committer **out, const char *path, const visits_options *opts,
                    unsigned stall_ms);
-/* Starts the keeper thread (call with the signals of the process blocked). 0 or -errno. */
-int committer_start(struct committer *c);
 
 /* An event loop's thread, once, before its first visit: replies come back through ctx's
  * multithread queue to cb(visit, data). Aborts when out of memory, as libh2o does. */
@@ -54,11 +53,8 @@ size_t committer_pending(const struct committer_loop *l);
 /* Any thread, never blocking: the last value known, committed (always) or acknowledged
  * (interval). */
 uint64_t committer_value(struct committer *c);
-struct committer_view {
-    int ready;        /* 1 when the last write succeeded and no shutdown is under way */
-    char reason[256]; /* why not ready */
-};
-void committer_view(struct committer *c, struct committer_view *out);
+/* Any thread, never blocking: ready or why not (readiness.h). */
+void committer_view(struct committer *c, struct readiness_view *out);
 /* Marks the counter not ready ("shutting down"). */
 void committer_set_draining(struct committer *c);
 /* Holds readiness off with a reason (e.g. "recovering the count from peers") until
@@ -72,12 +68,21 @@ int committer_held(struct committer *c, char *reason, size_t size);
 /* Blocking, never on an event loop: durably raises the counter to at least floor; the
  * value after it in *value_out (nullable). 0 or the error. */
 int committer_raise(struct committer *c, uint64_t floor, uint64_t *value_out);
-/* Appends the committer's metrics (Prometheus text): cycles, batches, failures, reopens,
- * stalls, changes found behind the server, readiness. */
+/* Appends the committer's metrics (Prometheus text): write cycles, batches, readiness. */
 void committer_metrics(struct committer *c, struct strbuf *sb);
+/* Write cycles that failed (the keeper adds its failed probes). */
+uint64_t committer_cycle_failures(struct committer *c);
 
-/* After the event loops stopped: stops the keeper, then closes the counter, which writes
- * what is queued (interval mode: the acknowledged visits). Gives up waiting at
+/* For the keeper: the library handle, the path, the sync mode and the readiness; and a
+ * value it read (raised into committer_value, or set lower after an operator's set). */
+visits_counter *committer_counter(struct committer *c);
+const char *committer_path(const struct committer *c);
+visits_sync_mode committer_sync(const struct committer *c);
+struct readiness *committer_readiness(struct committer *c);
+void committer_saw_value(struct committer *c, uint64_t v, int may_lower);
+
+/* After the event loops and the keeper stopped: closes the counter, which writes what is
+ * queued (interval mode: the acknowledged visits). Gives up waiting at
  * deadline_ms (CLOCK_MONOTONIC) and returns -ETIMEDOUT; otherwise 0 or the error of the
  * final write, and the final value in *final_value. */
 int committer_stop(struct committer *c, uint64_t deadline_ms, uint64_t *final_value);

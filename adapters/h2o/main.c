@@ -12,6 +12,7 @@
 #include "clock.h"
 #include "cluster.h"
 #include "committer.h"
+#include "keeper.h"
 #include "config.h"
 #include "exchange.h"
 #include "guard.h"
@@ -66,6 +67,7 @@ struct server {
     struct server_config cfg;
     h2o_globalconf_t globalconf;
     struct committer *committer;
+    struct keeper *keeper;
     struct replicas *replicas; /* the cluster's count: the other slots */
     struct exchange *exchange; /* ... kept up to date with the peers */
     h2o_handler_t *visit;      /* knows the visits a loop still waits for */
@@ -107,6 +109,10 @@ static int open_counter(struct server *srv)
 {
     const char *path = srv->cfg.counter_path;
     int err = committer_open(&srv->committer, path, &srv->cfg.opts, srv->cfg.stall_ms);
+    if (err == 0 && (err = keeper_create(&srv->keeper, srv->committer)) != 0) {
+        log_error("%s: cannot open the counter: out of memory", path);
+        return -1;
+    }
     if (err == VISITS_ECORRUPT)
         log_error("%s: %s: refusing to start; fix it with 'visitsctl set %s N'", path,
                   visits_strerror(err), path);
@@ -289,6 +295,7 @@ static void register_routes(struct server *srv, h2o_pathconf_t *path)
     char sync[32];
     struct metrics_config metrics = {
         .committer = srv->committer,
+        .keeper = srv->keeper,
         .requests = reqstats_create(),
         .cluster = cluster_handler,
         .sync = config_sync_name(cfg, sync, sizeof(sync)),
@@ -363,6 +370,7 @@ static int run_until_signal(struct server *srv)
 
     uint64_t value = 0;
     int rc = 1;
+    keeper_stop(srv->keeper, t0 + STOP_LIMIT_MS); /* at the deadline, it is left behind */
     int err = committer_stop(srv->committer, t0 + STOP_LIMIT_MS, &value);
     if (err == -ETIMEDOUT) {
         log_error("%s: the counter was not flushed within %d ms of the signal; exiting",
@@ -426,7 +434,7 @@ int main(int argc, char **argv)
      * (it inherits the signal mask). */
     int err = log_start();
     if (err == 0)
-        err = committer_start(srv->committer);
+        err = keeper_start(srv->keeper);
     if (err == 0)
         err = start_workers(srv);
     if (err == 0)

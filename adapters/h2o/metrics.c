@@ -25,6 +25,7 @@ static void render(const struct metrics_config *cfg, struct strbuf *sb)
                   committer_value(cfg->committer));
     reqstats_render(cfg->requests, sb);
     committer_metrics(cfg->committer, sb);
+    keeper_metrics(cfg->keeper, sb);
     cluster_metrics(cfg->cluster, sb);
     listener_metrics(cfg->connections, sb);
     strbuf_printf(sb,

@@ -3,6 +3,7 @@
 #define VISITS_METRICS_H
 
 #include "committer.h"
+#include "keeper.h"
 #include "listener.h"
 #include "reqstats.h"
 
@@ -10,6 +11,7 @@
 
 struct metrics_config {
     struct committer *committer;
+    struct keeper *keeper; /* reopens, failed probes, changes behind the server */
     struct reqstats *requests;
     h2o_handler_t *cluster;              /* the peers' metrics (cluster.h) */
     const char *sync;                    /* "always" or "interval:MS" */

@@ -22,7 +22,7 @@ static int on_health(h2o_handler_t *self, h2o_req_t *req)
  * the reason. */
 static int on_ready(h2o_handler_t *self, h2o_req_t *req)
 {
-    struct committer_view view;
+    struct readiness_view view;
     committer_view(((struct ready_handler *)self)->committer, &view);
     if (view.ready) {
         static const char body[] = "{\"status\":\"ready\"}\n";
