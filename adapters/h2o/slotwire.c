@@ -112,8 +112,8 @@ static int string_member(json_object *obj, const char *name, const char **s, siz
 static int read_slot(json_object *e, size_t i, struct slots_answer *out, char *err, size_t errsize)
 {
     char where[48], why[200];
-    const char *id;
-    size_t idlen;
+    const char *id = NULL;
+    size_t idlen = 0;
     json_object *v;
     snprintf(where, sizeof(where), "slots[%zu]: ", i);
     if (!json_object_is_type(e, json_type_object))
@@ -142,8 +142,8 @@ static int read_slot(json_object *e, size_t i, struct slots_answer *out, char *e
 
 static int read_answer(json_object *root, struct slots_answer *out, char *err, size_t errsize)
 {
-    const char *id;
-    size_t idlen;
+    const char *id = NULL;
+    size_t idlen = 0;
     char why[200];
     json_object *slots;
     if (!json_object_is_type(root, json_type_object))
